@@ -1,0 +1,71 @@
+"""End-to-end images/s of the colorize job against model-only images/s of the same model, in one run.
+
+    python -m benchmarks.throughput --n 64 --precision float32 bfloat16
+
+End to end: the job (local Ray, local folders) over N photos from ../shared/datasets/photos, Ray already up.
+Model only: the same model file predicting ready 224x224 batches in this process. Figures are ratios from the
+same run, since these machines are noisy.
+"""
+import argparse
+import csv
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import jobs  # noqa: F401  (keeps the local Ray on loopback; must come before ray)
+import numpy as np
+
+from colorize_core import pipeline
+from colorize_core.lab import MODEL_SIZE
+from colorize_core.model import load_colorizer
+from jobs import colorize
+
+ROOT = Path(__file__).resolve().parent.parent
+PHOTOS = ROOT.parent / "shared" / "datasets" / "photos"
+
+
+def copy_photos(n: int, folder: Path) -> int:
+    with open(PHOTOS / "MANIFEST.csv") as f:
+        paths = [row["path"] for row in csv.DictReader(f)][:n]
+    for path in paths:
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(PHOTOS / path, folder / path)
+    return len(paths)
+
+
+def model_only(model_path: str, precision: str, batch_size: int, batches: int) -> float:
+    model = load_colorizer(model_path, precision)
+    x = np.random.default_rng(0).uniform(0, 100, (batch_size, MODEL_SIZE, MODEL_SIZE, 1)).astype(np.float32)
+    model.predict_on_batch(x)  # trace and warm up
+    start = time.perf_counter()
+    for _ in range(batches):
+        np.asarray(model.predict_on_batch(x))
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=64, help="photos to colorize end to end")
+    p.add_argument("--precision", nargs="+", default=["float32", "bfloat16"])
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--model", default=colorize.DEFAULT_MODEL)
+    args = p.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="colorize-bench-"))
+    n = copy_photos(args.n, work / "in")
+    pipeline.init_ray()
+    print(f"{n} photos from {PHOTOS}, batch size {args.batch_size}, model {args.model}")
+    for precision in args.precision:
+        start = time.perf_counter()
+        code = colorize.main(["--input", str(work / "in"), "--output", str(work / f"out-{precision}"),
+                              "--model", args.model, "--precision", precision, "--batch-size", str(args.batch_size)])
+        end_to_end = n / (time.perf_counter() - start)
+        assert code == 0
+        alone = model_only(args.model, precision, args.batch_size, max(2, n // args.batch_size))
+        print(f"RESULT {precision}: end-to-end {end_to_end:.2f} images/s, model only {alone:.2f} images/s, "
+              f"ratio {end_to_end / alone:.2f}", flush=True)
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""colorize_core: the library behind the colorize jobs (Lab, model, storage, stages), usable without a Ray cluster."""

@@ -1,0 +1,100 @@
+"""The colorize job as one Ray Data chain: read keys -> decode + L -> predict -> recombine + encode + write -> manifest."""
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow.csv as pacsv
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import ray
+
+from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode
+from colorize_core.storage import Location
+
+MANIFEST_DIR = "_manifest"
+ACTOR_MEMORY = 2 * 1024**3  # bytes: the colorizer in TensorFlow with a batch in flight
+
+
+@dataclass(frozen=True)
+class Resources:
+    """How the model stage is placed: `actors` model replicas, each with these CPUs and GPUs."""
+
+    batch_size: int
+    actors: int
+    cpus_per_actor: float
+    gpus_per_actor: float
+
+
+def init_ray(address: str | None = None) -> None:
+    """Join the cluster at `address` (or RAY_ADDRESS, as under `ray job submit`); else start Ray here on loopback."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init(address="local", include_dashboard=False,
+                 configure_logging=False, log_to_driver=True)
+
+
+def default_resources(batch_size: int | None, actors: int | None, cpus_per_actor: float | None,
+                      gpus_per_actor: float | None) -> Resources:
+    """Defaults that fit the cluster: one actor per GPU where there are GPUs; else one CPU actor that leaves
+    the other CPUs to decode and encode (an actor pool that takes every CPU starves the read tasks)."""
+    cluster = ray.cluster_resources()
+    gpus = int(cluster.get("GPU", 0))
+    if gpus_per_actor is None:
+        gpus_per_actor = 1.0 if gpus else 0.0
+    if actors is None:
+        actors = max(1, int(gpus / gpus_per_actor)) if gpus_per_actor else max(1, int(cluster.get("CPU", 2)) // 4)
+    if cpus_per_actor is None:
+        cpus_per_actor = 1.0
+    return Resources(batch_size or (64 if gpus_per_actor else 16), actors, cpus_per_actor, gpus_per_actor)
+
+
+def read_key_list(uri: str, endpoint: str | None = None) -> list[str]:
+    """Keys from an input list: Parquet or CSV (column "key", else the first column) or a text file (a key a line)."""
+    folder, name = uri.rsplit("/", 1) if "/" in uri else (".", uri)
+    location = Location(folder, endpoint)
+    path = location.path(name)
+    if name.endswith(".parquet"):
+        table = pq.read_table(path, filesystem=location.fs)
+    elif name.endswith(".csv"):
+        with location.fs.open_input_stream(path) as f:
+            table = pacsv.read_csv(f)
+    else:
+        return [line.strip() for line in location.read(name).decode("utf-8").splitlines() if line.strip()]
+    column = table.column("key") if "key" in table.column_names else table.column(0)
+    return [str(k) for k in column.to_pylist() if k]
+
+
+def colorize_dataset(keys: list[str], settings: JobSettings, resources: Resources) -> ray.data.Dataset:
+    """The job's chain of stages over `keys`; lazy: nothing runs until the manifest is written."""
+    blocks = max(1, math.ceil(len(keys) / resources.batch_size))
+    return (
+        ray.data.from_items([{"key": k} for k in keys], override_num_blocks=blocks)
+        .map_batches(read_and_decode, fn_kwargs={"settings": settings}, batch_size=resources.batch_size,
+                     batch_format="numpy")
+        .map_batches(Predictor, fn_constructor_kwargs={"settings": settings}, batch_size=resources.batch_size,
+                     batch_format="numpy", num_cpus=resources.cpus_per_actor, num_gpus=resources.gpus_per_actor,
+                     compute=ray.data.ActorPoolStrategy(min_size=1, max_size=resources.actors),
+                     # The model's memory, reserved so the scheduler counts it; as the actor's resources then
+                     # differ from the decode tasks', Ray Data also keeps decoding out of the actor.
+                     memory=ACTOR_MEMORY)
+        .map_batches(encode_and_write, fn_kwargs={"settings": settings}, batch_size=resources.batch_size,
+                     batch_format="numpy")
+    )
+
+
+def write_manifest(dataset: ray.data.Dataset, output: Location, run_id: str) -> str:
+    """Run the chain, streaming the manifest rows to Parquet under the output prefix; returns its folder."""
+    folder = output.path(f"{MANIFEST_DIR}/run={run_id}")
+    dataset.write_parquet(folder, filesystem=output.fs)
+    return folder
+
+
+def read_manifest(output: Location, folder: str) -> dict[str, np.ndarray]:
+    """The manifest rows a run wrote, as numpy columns."""
+    table = pads.dataset(folder, filesystem=output.fs, format="parquet").to_table()
+    return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}

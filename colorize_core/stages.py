@@ -1,0 +1,141 @@
+"""The colorize job's stages, each a function (or, for the model, a class) over a batch.
+
+A batch is a dict of equal-length numpy arrays, Ray Data's "numpy" batch format, so the same functions run
+under Ray Data (jobs/colorize.py), in evaluation and training, and in a plain loop in a test. Each row
+carries its `status` through every stage: "todo" rows are worked on; "skipped" (output already there) and
+"error" rows pass through untouched, so every input ends as exactly one manifest row.
+"""
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from colorize_core import codec, lab
+from colorize_core.storage import Location
+
+EMPTY_L = np.zeros((0, 0), np.float32)
+EMPTY_AB = np.zeros((0, 0, 2), np.float32)
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What every stage needs to know about the run; small and picklable."""
+
+    input: Location
+    output: Location
+    model_uri: str
+    model_sha256: str
+    run_id: str
+    overwrite: bool = False
+    jpeg_quality: int = 95
+    precision: str = "float32"
+
+
+def ragged(arrays: list[np.ndarray]) -> np.ndarray:
+    """A column of arrays of different shapes (full-resolution images) as a 1-D object array."""
+    column = np.empty(len(arrays), dtype=object)
+    column[:] = [None] * len(arrays)
+    for i, a in enumerate(arrays):
+        column[i] = a
+    return column
+
+
+def unsafe_key_reason(key: str) -> str | None:
+    """Why `key` may not be written under the output prefix (it would escape it), or None if it is safe."""
+    if not key or key.startswith("/") or "://" in key or "\\" in key:
+        return "absolute path or URI"
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        return "empty, '.' or '..' path component"
+    return None
+
+
+def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict[str, np.ndarray]:
+    """CPU stage: key -> original bytes -> decoded image -> full-resolution L and the 224x224 model input.
+
+    Rows whose output exists already become "skipped" without reading anything (resume), unless overwrite.
+    """
+    rows = {c: [] for c in ("status", "error", "format", "bit_depth", "width", "height", "bytes_in", "decode_s")}
+    Ls, inputs = [], []
+    for key in batch["key"]:
+        start = time.perf_counter()
+        status, error, fmt, depth, width, height, size, L = "todo", "", "", 0, 0, 0, 0, EMPTY_L
+        try:
+            if reason := unsafe_key_reason(key):
+                raise codec.ImageError(f"refused key ({reason}): it would be written outside the output prefix")
+            if not settings.overwrite and settings.output.exists(key):
+                status = "skipped"
+            else:
+                data = settings.input.read(key)
+                size = len(data)
+                image, fmt = codec.decode(data)
+                height, width = image.shape[:2]
+                depth = 8 * image.dtype.itemsize
+                L = lab.bgr_to_lab(image)[..., 0]
+        except (codec.ImageError, OSError) as e:
+            status, error = "error", f"{type(e).__name__}: {e}"
+        Ls.append(L)
+        inputs.append(lab.model_input(L) if status == "todo" else EMPTY_L)
+        for column, value in zip(rows, (status, error, fmt, depth, width, height, size, time.perf_counter() - start)):
+            rows[column].append(value)
+    return {"key": batch["key"], **{c: np.array(v) for c, v in rows.items()}, "L": ragged(Ls), "model_input": ragged(inputs)}
+
+
+class Predictor:
+    """Actor stage: batched predict of ab from the 224x224 L. One instance per actor holds the model."""
+
+    def __init__(self, settings: JobSettings):
+        from colorize_core.model import fetch_model, load_colorizer  # TensorFlow only in the actors
+
+        self.model = load_colorizer(fetch_model(settings.model_uri, settings.model_sha256, settings.output.endpoint),
+                                    settings.precision)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        todo = batch["status"] == "todo"
+        ab = [EMPTY_AB] * len(todo)
+        seconds = np.zeros(len(todo))
+        if todo.any():
+            start = time.perf_counter()
+            x = np.stack(list(batch["model_input"][todo]))[..., None]
+            predicted = np.asarray(self.model.predict_on_batch(x), dtype=np.float32)
+            for i, row in enumerate(np.flatnonzero(todo)):
+                ab[row] = predicted[i]
+            seconds[todo] = (time.perf_counter() - start) / todo.sum()
+        batch = {c: v for c, v in batch.items() if c != "model_input"}
+        return {**batch, "ab": ragged(ab), "predict_s": seconds}
+
+
+def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dict[str, np.ndarray]:
+    """CPU stage: predicted ab onto the ORIGINAL full-resolution L, encode in the input's format, write.
+
+    Returns the manifest rows: the heavy image columns are dropped here.
+    """
+    n = len(batch["key"])
+    status, error = batch["status"].astype(object), batch["error"].astype(object)
+    bytes_out, encode_s, write_s = np.zeros(n, np.int64), np.zeros(n), np.zeros(n)
+    for i in np.flatnonzero(status == "todo"):
+        try:
+            start = time.perf_counter()
+            dtype = np.uint16 if batch["bit_depth"][i] == 16 else np.uint8
+            image = lab.recombine(batch["L"][i], batch["ab"][i], dtype)
+            data = codec.encode(image, batch["format"][i], settings.jpeg_quality)
+            encode_s[i] = time.perf_counter() - start
+            start = time.perf_counter()
+            settings.output.write_atomic(batch["key"][i], data)
+            write_s[i] = time.perf_counter() - start
+            status[i], bytes_out[i] = "ok", len(data)
+        except (codec.ImageError, OSError) as e:
+            status[i], error[i] = "error", f"{type(e).__name__}: {e}"
+    manifest = {c: v for c, v in batch.items() if c not in ("L", "ab")}
+    return {
+        **manifest,
+        "output_key": np.where(status == "error", "", batch["key"]).astype(object),
+        "status": status,
+        "error": error,
+        "bytes_out": bytes_out,
+        "encode_s": encode_s,
+        "write_s": write_s,
+        "model": np.full(n, settings.model_uri, dtype=object),
+        "model_sha256": np.full(n, settings.model_sha256, dtype=object),
+        "run_id": np.full(n, settings.run_id, dtype=object),
+        "timestamp": np.full(n, np.datetime64("now", "ms")),
+    }

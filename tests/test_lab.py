@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+
+from colorize_core.lab import MODEL_SIZE, bgr_to_lab, model_input, recombine
+
+
+def levels(L: np.ndarray) -> np.ndarray:
+    return L * 255.0 / 100.0  # L in 8-bit levels
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_recombine_keeps_L_even_for_out_of_gamut_predictions(dtype):
+    rng = np.random.default_rng(0)
+    white = np.iinfo(dtype).max
+    grey = np.tile(np.linspace(0, white, 300), (200, 1)).astype(dtype)  # black to white
+    bgr = np.repeat(grey[..., None], 3, axis=2)
+    L = bgr_to_lab(bgr)[..., 0]
+    ab = rng.uniform(-1, 1, (MODEL_SIZE, MODEL_SIZE, 2)).astype(np.float32)  # mostly far out of sRGB
+    out = recombine(L, ab, dtype)
+    assert out.dtype == dtype and out.shape == (200, 300, 3)
+    out_lab = bgr_to_lab(out)
+    assert np.abs(levels(out_lab[..., 0] - L)).max() <= 1.0
+    assert np.hypot(out_lab[..., 1], out_lab[..., 2]).mean() > 2.0  # colour survived the gamut mapping
+
+
+def test_recombine_of_zero_ab_is_grey():
+    grey = np.tile(np.linspace(0, 255, 64), (32, 1)).astype(np.uint8)
+    L = bgr_to_lab(np.repeat(grey[..., None], 3, axis=2))[..., 0]
+    out = recombine(L, np.zeros((MODEL_SIZE, MODEL_SIZE, 2), np.float32))
+    assert np.abs(out.astype(int) - grey[..., None]).max() <= 1
+
+
+def test_model_input_is_224_square_L():
+    L = np.full((500, 333), 42.0, np.float32)
+    x = model_input(L)
+    assert x.shape == (MODEL_SIZE, MODEL_SIZE) and np.allclose(x, 42.0)

