@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MODEL := models/colorizer.keras
 
-.PHONY: install model example test clean
+.PHONY: install model example evaluate test clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,10 @@ $(MODEL): | install
 
 example: install $(MODEL)
 	$(PY) -m jobs.colorize --input examples --output out/examples
+
+# The val split of ../shared/datasets/photos, full resolution; see README for the crop protocol and --compare.
+evaluate: install $(MODEL)
+	$(PY) -m jobs.evaluate --input ../shared/datasets/photos --split val --out out/eval-val
 
 test: install
 	$(PY) -m pytest tests

@@ -84,7 +84,8 @@ class Predictor:
     """Actor stage: batched predict of ab from the 224x224 L. One instance per actor holds the model."""
 
     def __init__(self, settings: JobSettings):
-        from colorize_core.model import fetch_model, load_colorizer  # TensorFlow only in the actors
+        from colorize_core.model import load_colorizer  # TensorFlow only in the actors
+        from colorize_core.storage import fetch_model
 
         self.model = load_colorizer(fetch_model(settings.model_uri, settings.model_sha256, settings.output.endpoint),
                                     settings.precision)

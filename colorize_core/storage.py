@@ -3,11 +3,13 @@
 S3 credentials come from the standard AWS chain (environment, ~/.aws, instance profile); `endpoint`
 (or AWS_ENDPOINT_URL) points at an S3-compatible server such as SeaweedFS or MinIO.
 """
+import hashlib
 import os
+import tempfile
 import uuid
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
@@ -112,3 +114,34 @@ class Location:
                 "Check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or your AWS profile), the bucket name, "
                 "and --s3-endpoint / AWS_ENDPOINT_URL for S3-compatible servers."
             ) from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, recorded with every output so each colour image names the model that made it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_file_sha256(uri: str, endpoint: str | None = None) -> str:
+    """sha256 of the model file, local or on S3 (read once by the driver; every actor checks its copy against it)."""
+    if not uri.startswith("s3://"):
+        return file_sha256(uri)
+    folder, name = uri.rsplit("/", 1)
+    return hashlib.sha256(Location(folder, endpoint).read(name)).hexdigest()
+
+
+def fetch_model(uri: str, sha256: str, endpoint: str | None = None) -> str:
+    """A local path to the model at `uri` (a path or s3://...), checked against the sha256 the job recorded."""
+    path = uri
+    if uri.startswith("s3://"):
+        bucket_dir, name = uri.rsplit("/", 1)
+        path = str(Path(tempfile.gettempdir()) / "colorize-models" / f"{sha256}-{name}")
+        if not Path(path).exists():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Location(uri=path.rsplit("/", 1)[0]).write_atomic(Path(path).name, Location(bucket_dir, endpoint).read(name))
+    if file_sha256(path) != sha256:
+        raise RuntimeError(f"model {uri} changed during the job (sha256 differs): rerun to use the new file")
+    return path

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import keras
 
-from colorize_core.model import build_colorizer, file_sha256
+from colorize_core.model import build_colorizer
+from colorize_core.storage import file_sha256
 from colorize_core.weights import build_vgg16_weights_file
 
 VGG16_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "cache" / "vgg16_imagenet_notop.weights.h5"

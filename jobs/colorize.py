@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from colorize_core import pipeline
-from colorize_core.model import file_sha256
+from colorize_core.storage import model_file_sha256
 from colorize_core.stages import JobSettings
 from colorize_core.storage import IMAGE_EXTENSIONS, Location
 
@@ -106,16 +106,6 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.max_error_fraction:.1%}", file=sys.stderr)
         return 1
     return 0
-
-
-def model_file_sha256(uri: str, endpoint: str | None) -> str:
-    """sha256 of the model file, local or on S3 (read once here; every actor checks its copy against it)."""
-    if not uri.startswith("s3://"):
-        return file_sha256(uri)
-    import hashlib
-
-    folder, name = uri.rsplit("/", 1)
-    return hashlib.sha256(Location(folder, endpoint).read(name)).hexdigest()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Shared fixtures: a real S3 server (SeaweedFS) and a real local Ray, both on 127.0.0.1, and a real Keras model."""
 import io
+import json
 import os
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from jobs.local_s3 import LocalS3
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SHARED = ROOT.parent / "shared"
+ODD_NAME = 'odd <b>name & "quotes" <script>.png'  # a file name the HTML report must escape
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -97,3 +99,33 @@ def archive_inputs() -> dict[str, bytes]:
     inputs["bad/truncated.jpg"] = full[: len(full) // 3]
     inputs["bad/notes.jpg"] = b"Scanned by the archive, box 12. Not an image.\n" * 20
     return inputs
+
+
+def colour_photo(seed: int) -> np.ndarray:
+    """A made-up colour picture: coloured blocks and a gradient, blurred a little, 8-bit BGR."""
+    rng = np.random.default_rng(seed)
+    image = np.zeros((120, 160, 3), np.uint8)
+    image[:] = np.linspace(40, 220, 160)[None, :, None].astype(np.uint8)
+    for _ in range(6):
+        x, y = rng.integers(0, 120), rng.integers(0, 80)
+        image[y:y + 40, x:x + 40] = rng.integers(0, 255, 3)
+    return cv2.GaussianBlur(image, (0, 0), 1.5)
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    cv2.imwrite(str(folder / "a.jpg"), colour_photo(1), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    cv2.imwrite(str(folder / "b16.png"), colour_photo(2).astype(np.uint16) * 257)
+    cv2.imwrite(str(folder / ODD_NAME), colour_photo(3))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def evaluated(photos, model_file, tmp_path_factory):
+    """A real evaluation of three made-up colour photos (one 16-bit, one with a name that needs escaping)."""
+    out = tmp_path_factory.mktemp("eval")
+    from jobs import evaluate
+
+    assert evaluate.main(["--input", str(photos), "--out", str(out), "--model", str(model_file), "--batch-size", "2"]) == 0
+    return out, json.loads((out / "summary.json").read_text())

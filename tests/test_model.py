@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from colorize_core.lab import MODEL_SIZE
-from colorize_core.model import SKIP_LAYERS, build_colorizer, file_sha256, load_colorizer
+from colorize_core.model import SKIP_LAYERS, build_colorizer, load_colorizer
+from colorize_core.storage import file_sha256
 from colorize_core import weights as vgg_weights
 
 

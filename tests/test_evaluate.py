@@ -1,0 +1,84 @@
+"""Evaluation: metrics against known values, and the evaluate job end to end through the colorize stages."""
+import json
+
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from colorize_core import metrics
+from colorize_core.lab import MODEL_SIZE, bgr_to_lab, recombine
+from jobs import evaluate
+from tests.conftest import ODD_NAME, colour_photo
+
+def test_identical_images_score_perfectly():
+    rgb = np.random.default_rng(0).uniform(0, 255, (64, 64, 3)).round()
+    scores = metrics.compare(rgb, rgb.copy())
+    assert scores["psnr"] == np.inf and scores["ssim"] == pytest.approx(1.0) and scores["ciede2000"] == 0.0
+
+
+def test_constant_shift_has_the_psnr_and_ciede2000_of_the_formulas():
+    truth = np.full((32, 32, 3), 100.0)
+    shifted = truth + 10.0  # grey stays grey: only L changes
+    scores = metrics.compare(truth, shifted)
+    assert scores["psnr"] == pytest.approx(10 * np.log10(255**2 / 10**2))  # MSE 100: 28.13 dB
+    from skimage.color import rgb2lab
+
+    L1, L2 = rgb2lab(truth[:1, :1] / 255)[0, 0, 0], rgb2lab(shifted[:1, :1] / 255)[0, 0, 0]
+    mean_L = (L1 + L2) / 2
+    S_L = 1 + 0.015 * (mean_L - 50) ** 2 / np.sqrt(20 + (mean_L - 50) ** 2)  # CIEDE2000 for a pure L difference
+    assert scores["ciede2000"] == pytest.approx(abs(L2 - L1) / S_L, abs=1e-3)
+
+
+def test_colourfulness_of_a_hand_made_image():
+    image = np.zeros((10, 20, 3))
+    image[:, :10] = (255, 0, 0)  # red: rg = 255, yb = 127.5
+    image[:, 10:] = (0, 0, 255)  # blue: rg = 0, yb = 255
+    rg_mean, rg_std, yb_mean, yb_std = 127.5, 127.5, 191.25, 63.75
+    expected = np.hypot(rg_std, yb_std) + 0.3 * np.hypot(rg_mean, yb_mean)  # 211.50
+    assert metrics.colourfulness(image) == pytest.approx(expected)
+    assert metrics.colourfulness(np.full((5, 5, 3), 77.0)) == 0.0
+
+
+def test_grey_baseline_has_colourfulness_near_zero():
+    photo = colour_photo(0)
+    L = bgr_to_lab(photo)[..., 0]
+    grey = recombine(L, np.zeros((MODEL_SIZE, MODEL_SIZE, 2), np.float32))
+    assert metrics.colourfulness(metrics.bgr_to_rgb255(grey)) < 0.5
+    assert metrics.colourfulness(metrics.bgr_to_rgb255(photo)) > 30
+
+
+def test_evaluate_runs_the_colorize_stages_and_writes_table_summary_report(evaluated):
+    out, summary = evaluated
+    assert summary["images"] == 3 and summary["protocol"] == "full"
+    # The colorize job's chain ran over the grey versions: its manifest names the model and the predict time.
+    manifest = pq.read_table(summary["colorize_manifest"]).to_pylist()
+    assert sorted(r["key"] for r in manifest) == sorted(f"{n}.png" for n in ("a.jpg", "b16.png", ODD_NAME))
+    assert all(r["status"] == "ok" and r["predict_s"] > 0 and r["model_sha256"] == summary["model_sha256"]
+               for r in manifest)
+    table = pq.read_table(out / "per_image.parquet").to_pylist()
+    assert len(table) == 3 and (out / "per_image.csv").read_text().count("\n") == 4
+    assert all(r["grey_cf"] < 1.0 and r["grey_psnr"] > 10 for r in table)
+    assert summary["grey_baseline"]["dcf"] == pytest.approx(abs(summary["grey_baseline"]["cf"] - summary["model"]["truth_cf"]))
+    html = (out / "report.html").read_text()
+    assert "odd &lt;b&gt;name &amp; &quot;quotes&quot; &lt;script&gt;.png" in html and "<b>name" not in html
+    assert html.count("data:image/jpeg;base64,") == 9
+
+
+def test_evaluate_twice_gives_identical_numbers(evaluated, photos, model_file, tmp_path, capsys):
+    first_out, first = evaluated
+    assert evaluate.main(["--input", str(photos), "--out", str(tmp_path), "--model", str(model_file),
+                          "--batch-size", "2", "--compare", str(first_out / "summary.json")]) == 0
+    second = json.loads((tmp_path / "summary.json").read_text())
+    assert second["model"] == first["model"] and second["grey_baseline"] == first["grey_baseline"]
+    assert pq.read_table(tmp_path / "per_image.parquet").drop(["measure_s"]).equals(
+        pq.read_table(first_out / "per_image.parquet").drop(["measure_s"]))
+    assert "+0.0000" in capsys.readouterr().out  # --compare: A - B is zero
+
+
+def test_crop256_protocol_measures_256_squares(photos, model_file, tmp_path):
+    assert evaluate.main(["--input", str(photos), "--out", str(tmp_path), "--model", str(model_file),
+                          "--protocol", "crop256", "--limit", "1"]) == 0
+    (row,) = pq.read_table(tmp_path / "per_image.parquet").to_pylist()
+    assert (row["width"], row["height"]) == (256, 256)
+    assert "256x256 centre crop" in (tmp_path / "report.html").read_text()

@@ -1,0 +1,41 @@
+"""The evaluation's HTML report in a real headless browser (Debian's chromium): it renders, with no console errors."""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from colorize_core import report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_report_renders_in_chromium_without_errors(evaluated, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    out, summary = evaluated
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((out / "report.html").as_uri())
+        page.wait_for_load_state("load")
+        rows = page.locator("#images tbody tr")
+        assert rows.count() == summary["images"]
+        sizes = page.eval_on_selector_all("#images img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")
+        assert len(sizes) == 3 * summary["images"] and all(done and width > 0 for done, width in sizes)
+        assert page.locator("#summary").inner_text().count("PSNR") == 1
+        psnr = page.eval_on_selector_all('#images td[data-column="model_psnr"]', "tds => tds.map(t => +t.dataset.value)")
+        assert psnr == sorted(psnr), "worst PSNR first on opening"
+        page.click('th[data-column="model_ciede2000"]')
+        ciede = page.eval_on_selector_all('#images td[data-column="model_ciede2000"]',
+                                          "tds => tds.map(t => +t.dataset.value)")
+        assert ciede == sorted(ciede, reverse=True), "worst (highest) CIEDE2000 first after a click"
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        shutil.copy(tmp_path / "report.png", Path(out) / "report-screenshot.png")
+        browser.close()
+    assert errors == []
