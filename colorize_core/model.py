@@ -4,7 +4,6 @@ L (224x224, [0, 100]) -> VGG16 encoder (block1_conv1 .. block5_pool, ImageNet we
 upsamples 7x7 back to 224x224, merging each encoder block's output through a residual skip ->
 ab / 128 in [-1, 1] (tanh). Written with keras.ops only, so it runs under TensorFlow, JAX or PyTorch.
 """
-import hashlib
 from pathlib import Path
 
 import keras
@@ -51,7 +50,9 @@ def build_colorizer(encoder_weights: str | None = None, l1: float = 0.0, l2: flo
         x = layers.Add()([x, conv(width, 1, skip)])  # residual merge of the encoder's features at this scale
         x = layers.ReLU()(layers.BatchNormalization()(x))
         x = conv(width, 3, x, activation="relu")
-    ab = conv(2, 3, x, activation="tanh", name="ab")
+    # Small initial weights: an untrained decoder starts near grey (a = b = 0, MSE's neutral guess), not
+    # saturated in tanh where gradients vanish.
+    ab = conv(2, 3, x, activation="tanh", name="ab", kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3))
     return keras.Model(L, ab, name="colorizer")
 
 
@@ -63,30 +64,3 @@ def load_colorizer(path: str | Path, precision: str = "float32") -> keras.Model:
         for layer in model._flatten_layers(include_self=False, recursive=True):
             layer.dtype_policy = policy
     return model
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file, recorded with every output so each colour image names the model that made it."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def fetch_model(uri: str, sha256: str, endpoint: str | None = None) -> str:
-    """A local path to the model at `uri` (a path or s3://...), checked against the sha256 the job recorded."""
-    import tempfile
-
-    from colorize_core.storage import Location
-
-    path = uri
-    if uri.startswith("s3://"):
-        bucket_dir, name = uri.rsplit("/", 1)
-        path = str(Path(tempfile.gettempdir()) / "colorize-models" / f"{sha256}-{name}")
-        if not Path(path).exists():
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Location(uri=path.rsplit("/", 1)[0]).write_atomic(Path(path).name, Location(bucket_dir, endpoint).read(name))
-    if file_sha256(path) != sha256:
-        raise RuntimeError(f"model {uri} changed during the job (sha256 differs): rerun to use the new file")
-    return path

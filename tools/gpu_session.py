@@ -1,0 +1,238 @@
+"""Train the colorizer's decoder on a lent GPU (the device machine: JAX, no TensorFlow or Ray), and measure
+the model's GPU inference speed, in one short call.
+
+    python tools/gpu_session.py pack --out .devdata             # here: train/val photos -> a compact pack
+    KERAS_BACKEND=jax python3 tools/gpu_session.py run --data .devdata --out $OUT --budget 480   # there
+
+`pack` turns each photo of ../shared/datasets/photos into a 224x224 centre crop: L as a grey JPEG (quality
+80) and a and b at 56x56 as two grey JPEGs (the loss is taken at 56x56: colour is smooth), plus the ImageNet
+VGG16 weights in float16, so that everything travels in one call (64 MiB). `run` trains the decoder (encoder frozen) once per loss, each for
+its share of --budget seconds, and writes decoder_LOSS.npz (only the decoder's weights: what training
+changed), history_LOSS.json and gpu_bench.json. `python tools/gpu_session.py export` then builds the
+colorizer file from a decoder_LOSS.npz here. The Ray Train job (jobs/train.py, the training issue) is the
+product's way to train; this is the way to use a GPU lent for a few minutes.
+"""
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+PHOTOS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "photos"
+CROP, TARGET = 224, 56
+
+
+def pack(out: Path, limit: int | None) -> None:
+    import cv2
+
+    from colorize_core.lab import bgr_to_lab
+    from jobs.build_model import VGG16_WEIGHTS
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(PHOTOS / "MANIFEST.csv") as f:
+        rows = list(csv.DictReader(f))
+    for split, limit_split in (("train", limit), ("val", min(limit or 100, 100))):
+        paths = sorted(r["path"] for r in rows if r["split"] == split)[:limit_split]
+        streams = {"L": [], "a": [], "b": []}
+        for path in paths:
+            image = cv2.imread(str(PHOTOS / path), cv2.IMREAD_COLOR)
+            h, w = image.shape[:2]
+            s = CROP / min(h, w)
+            image = cv2.resize(image, (max(CROP, round(w * s)), max(CROP, round(h * s))), interpolation=cv2.INTER_AREA)
+            top, left = (image.shape[0] - CROP) // 2, (image.shape[1] - CROP) // 2
+            lab = bgr_to_lab(image[top:top + CROP, left:left + CROP])
+            ab = cv2.resize(lab[..., 1:], (TARGET, TARGET), interpolation=cv2.INTER_AREA)
+            for name, channel, quality in (("L", lab[..., 0] * 2.55, 80), ("a", ab[..., 0] + 128, 92),
+                                           ("b", ab[..., 1] + 128, 92)):
+                grey = np.clip(np.round(channel), 0, 255).astype(np.uint8)
+                streams[name].append(cv2.imencode(".jpg", grey, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].ravel())
+        arrays = {}
+        for name, jpegs in streams.items():
+            arrays[name] = np.concatenate(jpegs)
+            arrays[f"{name}_offsets"] = np.cumsum([0] + [len(j) for j in jpegs])
+        np.savez(out / f"{split}.npz", **arrays)
+        print(split, len(paths), "photos", (out / f"{split}.npz").stat().st_size // 1024, "KiB")
+    import keras
+
+    vgg = keras.applications.VGG16(include_top=False, weights=str(VGG16_WEIGHTS), input_shape=(CROP, CROP, 3))
+    arrays = {f"{l.name}/{i}": w.astype(np.float16) for l in vgg.layers for i, w in enumerate(l.get_weights())}
+    np.savez(out / "vgg16_fp16.npz", **arrays)
+    print("vgg16_fp16.npz", (out / "vgg16_fp16.npz").stat().st_size // 1024, "KiB")
+
+
+def load_split(data: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(L in [0, 100] as (N, 224, 224, 1) float32, ab / 128 as (N, 56, 56, 2) float32)."""
+    import cv2
+
+    z = np.load(data / f"{split}.npz")
+
+    def decode(name: str) -> np.ndarray:
+        data, offsets = z[name], z[f"{name}_offsets"]
+        return np.stack([cv2.imdecode(data[offsets[i]:offsets[i + 1]], cv2.IMREAD_GRAYSCALE)
+                         for i in range(len(offsets) - 1)]).astype(np.float32)
+
+    L = decode("L") / 2.55
+    ab = np.stack([decode("a"), decode("b")], axis=-1) - 128.0
+    return L[..., None], ab / 128.0
+
+
+def decoder_layers(model):
+    return [layer for layer in model.layers if layer.name != "encoder"]
+
+
+def build(vgg_npz: Path | None):
+    import keras
+
+    from colorize_core.model import build_colorizer
+
+    model = build_colorizer(None)
+    if vgg_npz is not None:
+        z = np.load(vgg_npz)
+        encoder = model.get_layer("encoder")
+        for layer in encoder.layers:
+            if layer.get_weights():
+                layer.set_weights([z[f"{layer.name}/{i}"].astype(np.float32) for i in range(len(layer.get_weights()))])
+    return model
+
+
+def gpu_bench(deadline: float, sizes_bf16: list[int]) -> dict:
+    """Model-only images/s predicting ready 224x224 batches, bfloat16 and float32, by batch size."""
+    import keras
+
+    results = {"device": str(__import__("jax").devices()), "backend": keras.backend.backend(), "runs": []}
+    for policy, sizes in (("mixed_bfloat16", sizes_bf16), ("float32", sizes_bf16[1:2] or sizes_bf16)):
+        keras.config.set_dtype_policy(policy)
+        model = build(None)
+        for size in sizes:
+            if time.monotonic() > deadline:
+                break
+            x = np.random.default_rng(0).uniform(0, 100, (size, CROP, CROP, 1)).astype(np.float32)
+            start = time.perf_counter()
+            np.asarray(model.predict_on_batch(x))
+            compile_s = time.perf_counter() - start
+            start, n = time.perf_counter(), 0
+            while time.perf_counter() - start < 3.0:
+                np.asarray(model.predict_on_batch(x))
+                n += size
+            results["runs"].append({"policy": policy, "batch_size": size, "images_per_s": n / (time.perf_counter() - start),
+                                    "first_call_s": compile_s})
+            print(results["runs"][-1], flush=True)
+    keras.config.set_dtype_policy("float32")
+    return results
+
+
+def train(loss_name: str, data: Path, out: Path, seconds: float, batch_size: int, steps: int, train_set, val_set
+          ) -> None:
+    import keras
+    from keras import layers
+
+    from colorize_core import losses
+
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    keras.utils.set_random_seed(0)
+    colorizer = build(data / "vgg16_fp16.npz")
+    colorizer.get_layer("encoder").trainable = False  # frozen: the ImageNet features, as the thesis trains
+    trainer = keras.Model(colorizer.input, layers.AveragePooling2D(CROP // TARGET, dtype="float32")(colorizer.output))
+    L, ab = train_set
+    loss = losses.mse if loss_name == "mse" else losses.RebalancedMSE(losses.rebalancing_weights(ab))
+    optimizer = keras.optimizers.Adam(1e-3)
+    trainer.compile(optimizer=optimizer, loss=loss, jit_compile=True)
+    rng = np.random.default_rng(0)
+
+    def batches():
+        while True:
+            idx = rng.integers(0, len(L), batch_size)
+            x, y = L[idx], ab[idx]
+            flip = rng.random(batch_size) < 0.5
+            x[flip], y[flip] = x[flip][:, :, ::-1], y[flip][:, :, ::-1]
+            yield x, y
+
+    start = time.monotonic()
+
+    class Budget(keras.callbacks.Callback):
+        """Stops at the time budget; cosine-decays the learning rate over it."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            done = min(1.0, (time.monotonic() - start) / seconds)
+            self.model.optimizer.learning_rate.assign(1e-3 * 0.5 * (1 + np.cos(np.pi * done)) + 1e-5)
+
+        def on_epoch_end(self, epoch, logs=None):
+            print(loss_name, epoch, {k: round(float(v), 5) for k, v in (logs or {}).items()},
+                  f"{time.monotonic() - start:.0f}s", flush=True)
+            if time.monotonic() - start > seconds:
+                self.model.stop_training = True
+
+    history = trainer.fit(batches(), steps_per_epoch=steps, epochs=100000, validation_data=val_set,
+                          validation_batch_size=batch_size, callbacks=[Budget()], verbose=0)
+    weights = {f"{i}/{j}": w.astype(np.float32) for i, layer in enumerate(decoder_layers(colorizer))
+               for j, w in enumerate(layer.get_weights())}
+    np.savez(out / f"decoder_{loss_name}.npz", **weights)
+    (out / f"history_{loss_name}.json").write_text(json.dumps(
+        {"loss": loss_name, "seconds": time.monotonic() - start, "batch_size": batch_size,
+         "epochs": len(history.history["loss"]), "steps_per_epoch": steps, "history": history.history}, indent=1))
+
+
+def run(data: Path, out: Path, budget: float, batch_size: int, steps: int, loss_names: list[str],
+        bench_sizes: list[int]) -> None:
+    t0 = time.monotonic()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu_bench.json").write_text(json.dumps(gpu_bench(t0 + min(90, budget * 0.2), bench_sizes), indent=1))
+    train_set, val_set = load_split(data, "train"), load_split(data, "val")
+    print("data", train_set[0].shape, val_set[0].shape, f"{time.monotonic() - t0:.0f}s", flush=True)
+    for i, name in enumerate(loss_names):
+        left = budget - (time.monotonic() - t0)
+        train(name, data, out, left / (len(loss_names) - i) - 25, batch_size, steps, train_set, val_set)
+
+
+def export(decoder: Path, out: Path) -> None:
+    """A colorizer .keras file here: the ImageNet encoder (as jobs.build_model makes it) + a trained decoder."""
+    import keras
+
+    from colorize_core.model import build_colorizer
+    from jobs.build_model import VGG16_WEIGHTS
+    from colorize_core.weights import build_vgg16_weights_file
+
+    if not VGG16_WEIGHTS.exists():
+        build_vgg16_weights_file(VGG16_WEIGHTS)
+    model = build_colorizer(str(VGG16_WEIGHTS))
+    z = np.load(decoder)
+    for i, layer in enumerate(decoder_layers(model)):
+        if layer.get_weights():
+            layer.set_weights([z[f"{i}/{j}"] for j in range(len(layer.get_weights()))])
+    model.save(out)
+    print("wrote", out)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("pack")
+    a.add_argument("--out", type=Path, default=Path(".devdata"))
+    a.add_argument("--limit", type=int)
+    b = sub.add_parser("run")
+    b.add_argument("--data", type=Path, default=Path(".devdata"))
+    b.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "out/gpu")))
+    b.add_argument("--budget", type=float, default=480, help="seconds for everything")
+    b.add_argument("--batch-size", type=int, default=64)
+    b.add_argument("--steps-per-epoch", type=int, default=100)
+    b.add_argument("--losses", nargs="+", default=["mse", "rebalanced"])
+    b.add_argument("--bench-sizes", nargs="+", type=int, default=[128, 256, 512, 1024])
+    c = sub.add_parser("export")
+    c.add_argument("--decoder", type=Path, required=True)
+    c.add_argument("--out", type=Path, required=True)
+    args = p.parse_args()
+    if args.command == "pack":
+        pack(args.out, args.limit)
+    elif args.command == "run":
+        run(args.data, args.out, args.budget, args.batch_size, args.steps_per_epoch, args.losses, args.bench_sizes)
+    else:
+        export(args.decoder, args.out)
+
+
+if __name__ == "__main__":
+    main()
