@@ -1,12 +1,11 @@
-# Two commands do all the set-up on a fresh machine with Python 3.10-3.12:
-#   make example   -> installs, builds the default model, colorizes examples/ into out/examples/
+# Two commands do all the set-up on a fresh machine with Python 3.10-3.13:
+#   make example   -> installs, colorizes examples/ into out/examples/ with the shipped model
 #   make test      -> installs and runs the tests (what CI runs, via .ci/run)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-MODEL := models/colorizer.keras
 
-.PHONY: install model example evaluate test clean
+.PHONY: install untrained example evaluate test clean
 
 install: $(VENV)/.installed
 
@@ -17,16 +16,15 @@ $(VENV)/.installed: pyproject.toml tests/requirements-s3.txt
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r tests/requirements-s3.txt
 	touch $@
 
-model: $(MODEL)
+# The ImageNet encoder with a fresh decoder: where training starts (not needed to run the job).
+untrained: install
+	$(PY) -m jobs.build_model --out models/untrained.keras
 
-$(MODEL): | install
-	$(PY) -m jobs.build_model --out $(MODEL)
-
-example: install $(MODEL)
+example: install
 	$(PY) -m jobs.colorize --input examples --output out/examples
 
 # The val split of ../shared/datasets/photos, full resolution; see README for the crop protocol and --compare.
-evaluate: install $(MODEL)
+evaluate: install
 	$(PY) -m jobs.evaluate --input ../shared/datasets/photos --split val --out out/eval-val
 
 test: install

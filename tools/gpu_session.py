@@ -126,8 +126,8 @@ def gpu_bench(deadline: float, sizes_bf16: list[int]) -> dict:
     return results
 
 
-def train(loss_name: str, data: Path, out: Path, seconds: float, batch_size: int, steps: int, train_set, val_set
-          ) -> None:
+def train(loss_name: str, data: Path, out: Path, seconds: float, batch_size: int, steps: int, train_set, val_set,
+          unfreeze: list[str] = (), init: Path | None = None, lr: float = 1e-3, mix: float = 0.5) -> None:
     import keras
     from keras import layers
 
@@ -136,11 +136,15 @@ def train(loss_name: str, data: Path, out: Path, seconds: float, batch_size: int
     keras.config.set_dtype_policy("mixed_bfloat16")
     keras.utils.set_random_seed(0)
     colorizer = build(data / "vgg16_fp16.npz")
-    colorizer.get_layer("encoder").trainable = False  # frozen: the ImageNet features, as the thesis trains
+    encoder = colorizer.get_layer("encoder")
+    if init is not None:  # go on from an earlier run's decoder (and encoder blocks)
+        load_trained(colorizer, init)
+    for layer in encoder.layers:  # frozen: the ImageNet features, as the thesis trains; or fine-tune some blocks
+        layer.trainable = layer.name.split("_")[0] in unfreeze
     trainer = keras.Model(colorizer.input, layers.AveragePooling2D(CROP // TARGET, dtype="float32")(colorizer.output))
     L, ab = train_set
-    loss = losses.mse if loss_name == "mse" else losses.RebalancedMSE(losses.rebalancing_weights(ab))
-    optimizer = keras.optimizers.Adam(1e-3)
+    loss = losses.mse if loss_name == "mse" else losses.RebalancedMSE(losses.rebalancing_weights(ab, mix))
+    optimizer = keras.optimizers.Adam(lr)
     trainer.compile(optimizer=optimizer, loss=loss, jit_compile=True)
     rng = np.random.default_rng(0)
 
@@ -159,7 +163,7 @@ def train(loss_name: str, data: Path, out: Path, seconds: float, batch_size: int
 
         def on_epoch_begin(self, epoch, logs=None):
             done = min(1.0, (time.monotonic() - start) / seconds)
-            self.model.optimizer.learning_rate.assign(1e-3 * 0.5 * (1 + np.cos(np.pi * done)) + 1e-5)
+            self.model.optimizer.learning_rate.assign(lr * 0.5 * (1 + np.cos(np.pi * done)) + lr / 100)
 
         def on_epoch_end(self, epoch, logs=None):
             print(loss_name, epoch, {k: round(float(v), 5) for k, v in (logs or {}).items()},
@@ -169,28 +173,51 @@ def train(loss_name: str, data: Path, out: Path, seconds: float, batch_size: int
 
     history = trainer.fit(batches(), steps_per_epoch=steps, epochs=100000, validation_data=val_set,
                           validation_batch_size=batch_size, callbacks=[Budget()], verbose=0)
-    weights = {f"{i}/{j}": w.astype(np.float32) for i, layer in enumerate(decoder_layers(colorizer))
+    weights = {f"{i}/{j}": w.astype(np.float16) for i, layer in enumerate(decoder_layers(colorizer))
                for j, w in enumerate(layer.get_weights())}
     np.savez(out / f"decoder_{loss_name}.npz", **weights)
+    for block in unfreeze:  # float16: each file must stay under 16 MiB to come back
+        np.savez(out / f"encoder_{block}_{loss_name}.npz", **{
+            f"{layer.name}/{j}": w.astype(np.float16) for layer in encoder.layers
+            if layer.name.startswith(block + "_") for j, w in enumerate(layer.get_weights())})
     (out / f"history_{loss_name}.json").write_text(json.dumps(
-        {"loss": loss_name, "seconds": time.monotonic() - start, "batch_size": batch_size,
+        {"loss": loss_name, "mix": mix, "unfreeze": list(unfreeze), "lr": lr, "seconds": time.monotonic() - start, "batch_size": batch_size,
          "epochs": len(history.history["loss"]), "steps_per_epoch": steps, "history": history.history}, indent=1))
 
 
 def run(data: Path, out: Path, budget: float, batch_size: int, steps: int, loss_names: list[str],
-        bench_sizes: list[int]) -> None:
+        bench_sizes: list[int], unfreeze: list[str], init: Path | None, lr: float, mix: float) -> None:
     t0 = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_bench.json").write_text(json.dumps(gpu_bench(t0 + min(90, budget * 0.2), bench_sizes), indent=1))
+    if bench_sizes:
+        (out / "gpu_bench.json").write_text(json.dumps(gpu_bench(t0 + min(90, budget * 0.2), bench_sizes), indent=1))
     train_set, val_set = load_split(data, "train"), load_split(data, "val")
     print("data", train_set[0].shape, val_set[0].shape, f"{time.monotonic() - t0:.0f}s", flush=True)
     for i, name in enumerate(loss_names):
         left = budget - (time.monotonic() - t0)
-        train(name, data, out, left / (len(loss_names) - i) - 25, batch_size, steps, train_set, val_set)
+        train(name, data, out, left / (len(loss_names) - i) - 25, batch_size, steps, train_set, val_set, unfreeze,
+              init, lr, mix)
 
 
-def export(decoder: Path, out: Path) -> None:
-    """A colorizer .keras file here: the ImageNet encoder (as jobs.build_model makes it) + a trained decoder."""
+def load_trained(model, decoder: Path) -> None:
+    """Set the decoder from decoder_LOSS.npz, and any fine-tuned encoder blocks from encoder_BLOCK_LOSS.npz beside it."""
+    z = np.load(decoder)
+    for i, layer in enumerate(decoder_layers(model)):
+        if layer.get_weights():
+            layer.set_weights([z[f"{i}/{j}"].astype(np.float32) for j in range(len(layer.get_weights()))])
+    loss_name = decoder.stem.removeprefix("decoder_")
+    for block_file in decoder.parent.glob(f"encoder_block*_{loss_name}.npz"):
+        z = np.load(block_file)
+        for layer in model.get_layer("encoder").layers:
+            if f"{layer.name}/0" in z:
+                layer.set_weights([z[f"{layer.name}/{j}"].astype(np.float32) for j in range(len(layer.get_weights()))])
+
+
+def export(decoder: Path, out: Path, chroma_gain: float = 1.0) -> None:
+    """A colorizer .keras file here: the ImageNet encoder (as jobs.build_model makes it) + a trained decoder.
+
+    chroma_gain > 1 multiplies the predicted ab: a regression model's colours are a mean over plausible
+    ones, too grey; the gain is the regression counterpart of Zhang et al.'s annealed-mean temperature."""
     import keras
 
     from colorize_core.model import build_colorizer
@@ -200,10 +227,10 @@ def export(decoder: Path, out: Path) -> None:
     if not VGG16_WEIGHTS.exists():
         build_vgg16_weights_file(VGG16_WEIGHTS)
     model = build_colorizer(str(VGG16_WEIGHTS))
-    z = np.load(decoder)
-    for i, layer in enumerate(decoder_layers(model)):
-        if layer.get_weights():
-            layer.set_weights([z[f"{i}/{j}"] for j in range(len(layer.get_weights()))])
+    load_trained(model, decoder)
+    if chroma_gain != 1.0:
+        model = keras.Model(model.input, keras.layers.Rescaling(chroma_gain, name="chroma_gain")(model.output),
+                            name="colorizer")
     model.save(out)
     print("wrote", out)
 
@@ -221,17 +248,23 @@ def main() -> None:
     b.add_argument("--batch-size", type=int, default=64)
     b.add_argument("--steps-per-epoch", type=int, default=100)
     b.add_argument("--losses", nargs="+", default=["mse", "rebalanced"])
-    b.add_argument("--bench-sizes", nargs="+", type=int, default=[128, 256, 512, 1024])
+    b.add_argument("--bench-sizes", nargs="*", type=int, default=[128, 256, 512, 1024])
+    b.add_argument("--unfreeze", nargs="*", default=[], help="encoder blocks to fine-tune, e.g. block4 block5")
+    b.add_argument("--init", type=Path, help="decoder_LOSS.npz of an earlier run to start from")
+    b.add_argument("--lr", type=float, default=1e-3)
+    b.add_argument("--mix", type=float, default=0.5, help="rebalancing: weight 1 / ((1 - mix) p + mix / Q)")
     c = sub.add_parser("export")
     c.add_argument("--decoder", type=Path, required=True)
     c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--chroma-gain", type=float, default=1.0)
     args = p.parse_args()
     if args.command == "pack":
         pack(args.out, args.limit)
     elif args.command == "run":
-        run(args.data, args.out, args.budget, args.batch_size, args.steps_per_epoch, args.losses, args.bench_sizes)
+        run(args.data, args.out, args.budget, args.batch_size, args.steps_per_epoch, args.losses, args.bench_sizes,
+            args.unfreeze, args.init, args.lr, args.mix)
     else:
-        export(args.decoder, args.out)
+        export(args.decoder, args.out, args.chroma_gain)
 
 
 if __name__ == "__main__":
