@@ -1,0 +1,34 @@
+"""Training on Ray Train: a tiny run with 2 workers, then a resumed one that goes on from its checkpoint."""
+import json
+
+import cv2
+import numpy as np
+
+from colorize_core.model import load_colorizer
+from jobs import train
+from tests.conftest import colour_photo
+
+
+def test_train_two_workers_then_resume(tmp_path, model_file):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for seed in range(4):
+        cv2.imwrite(str(photos / f"p{seed}.jpg"), colour_photo(seed))
+    runs = tmp_path / "runs"
+    common = ["--input", str(photos), "--output", str(runs), "--name", "tiny", "--workers", "2",
+              "--batch-size", "2", "--init-model", str(model_file), "--learning-rate", "1e-3"]
+    assert train.main(common + ["--epochs", "1"]) == 0
+    first = json.loads((runs / "tiny" / "metrics.json").read_text())
+    assert first["epoch"] == 1 and len(first["history"]) == 1 and first["history"][0]["train_loss"] > 0
+    assert len(list((runs / "tiny").glob("checkpoint_*/colorizer.keras"))) == 1
+
+    assert train.main(common + ["--epochs", "2", "--resume"]) == 0
+    second = json.loads((runs / "tiny" / "metrics.json").read_text())
+    assert second["epoch"] == 2 and second["history"][0] == first["history"][0], "went on from epoch 1"
+    assert len(list((runs / "tiny").glob("checkpoint_*/optimizer.npz"))) == 2
+
+    trained, start = load_colorizer(runs / "tiny" / "colorizer.keras"), load_colorizer(model_file)
+    changed = [not np.array_equal(a, b) for a, b in zip(trained.get_weights(), start.get_weights())]
+    assert any(changed), "training changed the decoder"
+    assert trained.get_layer("encoder").get_layer("block3_conv1").get_weights()[0].tolist() == \
+        start.get_layer("encoder").get_layer("block3_conv1").get_weights()[0].tolist(), "the encoder stays frozen"
