@@ -69,11 +69,15 @@ def read_key_list(uri: str, endpoint: str | None = None) -> list[str]:
     return [str(k) for k in column.to_pylist() if k]
 
 
+def keys_dataset(keys: list[str], per_block: int) -> ray.data.Dataset:
+    """A dataset of {"key"} rows in blocks of `per_block` keys, so that the first stage runs as parallel tasks."""
+    return ray.data.from_items([{"key": k} for k in keys], override_num_blocks=max(1, math.ceil(len(keys) / per_block)))
+
+
 def colorize_dataset(keys: list[str], settings: JobSettings, resources: Resources) -> ray.data.Dataset:
     """The job's chain of stages over `keys`; lazy: nothing runs until the manifest is written."""
-    blocks = max(1, math.ceil(len(keys) / resources.batch_size))
     return (
-        ray.data.from_items([{"key": k} for k in keys], override_num_blocks=blocks)
+        keys_dataset(keys, resources.batch_size)
         .map_batches(read_and_decode, fn_kwargs={"settings": settings}, batch_size=resources.batch_size,
                      batch_format="numpy")
         .map_batches(Predictor, fn_constructor_kwargs={"settings": settings}, batch_size=resources.batch_size,

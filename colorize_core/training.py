@@ -72,6 +72,7 @@ def train_loop_per_worker(config: dict) -> None:
         if optimizer_variables:
             for variable, value in zip(optimizer.variables, optimizer_variables):
                 variable.assign(value)
+    state["starts"] = state.get("starts", []) + [state["epoch"]]  # where each (re)start of the workers began
     loss_fn = losses.mse if config["loss"] == "mse" else losses.RebalancedMSE(np.array(config["rebalancing"]))
 
     @tf.function
@@ -89,7 +90,7 @@ def train_loop_per_worker(config: dict) -> None:
             total += float(step(batch["L"], batch["ab"]))
             batches += 1
         metrics = {"epoch": epoch + 1, "train_loss": total / max(1, batches), "seconds": time.perf_counter() - start}
-        state = {"epoch": epoch + 1, "history": state["history"] + [metrics]}
+        state = {**state, "epoch": epoch + 1, "history": state["history"] + [metrics]}
         with tempfile.TemporaryDirectory() as folder:
             if context.get_world_rank() == 0:  # one copy of the weights: every replica holds the same
                 colorizer.save(os.path.join(folder, "colorizer.keras"))

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import ray
 
 from colorize_core import evaluation, metrics, pipeline, report
 from colorize_core.stages import JobSettings
@@ -74,9 +73,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     work = Location(str(out / "images"))
     pipeline.init_ray()
     resources = pipeline.default_resources(args.batch_size, None, None, None)
-    blocks = max(1, len(keys) // resources.batch_size)
 
-    made = ray.data.from_items([{"key": k} for k in keys], override_num_blocks=blocks).map_batches(
+    made = pipeline.keys_dataset(keys, resources.batch_size).map_batches(
         evaluation.make_grey_versions, fn_kwargs={"source": source, "work": work, "protocol": args.protocol},
         batch_format="numpy").take_all()
     failed = [(r["key"], r["error"]) for r in made if r["status"] != "ok"]
@@ -95,7 +93,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     if not np.all(colorized["status"] == "ok"):
         raise SystemExit(f"the colorize stages failed on some grey versions: see {folder}")
 
-    rows = ray.data.from_items([{"key": k} for k in keys], override_num_blocks=blocks).map_batches(
+    rows = pipeline.keys_dataset(keys, resources.batch_size).map_batches(
         evaluation.measure, fn_kwargs={"work": work}, batch_format="numpy").take_all()
     rows = sorted(rows, key=lambda r: r["key"])
     summary = {

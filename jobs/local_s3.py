@@ -84,7 +84,6 @@ class LocalS3:
         raise RuntimeError(f"SeaweedFS did not serve S3 on {self.endpoint} within {timeout} s")
 
     def _ready(self) -> bool:
-        import boto3
         import botocore
 
         try:

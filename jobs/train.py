@@ -14,7 +14,7 @@ import os
 import sys
 
 from colorize_core import pipeline, training
-from colorize_core.storage import IMAGE_EXTENSIONS, Location
+from colorize_core.storage import Location
 from jobs.colorize import DEFAULT_MODEL
 from jobs.evaluate import evaluation_keys
 
@@ -40,9 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--unfreeze", nargs="*", default=[], help="encoder blocks to train too, e.g. block5")
     p.add_argument("--max-failures", type=int, default=2, help="restarts from the last checkpoint after a lost worker")
     p.add_argument("--s3-endpoint")
-    args = p.parse_args(argv)
-    args.extensions = IMAGE_EXTENSIONS
-    return args
+    return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.loss == "rebalanced":  # the ab histogram of (a sample of) the training targets
         sample = training.training_examples({"key": np.array(keys[:200])}, source, seed=0)
         rebalancing = losses.rebalancing_weights(sample["ab"], args.mix).tolist()
-    dataset = ray.data.from_items([{"key": k} for k in keys], override_num_blocks=max(1, len(keys) // 8)).map_batches(
+    dataset = pipeline.keys_dataset(keys, 8).map_batches(
         training.training_examples, fn_kwargs={"source": source}, batch_format="numpy")
     storage = runs.root if runs.is_s3 else os.path.abspath(args.output)
     trainer = TensorflowTrainer(

@@ -1,7 +1,6 @@
 """Evaluation: metrics against known values, and the evaluate job end to end through the colorize stages."""
 import json
 
-import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest

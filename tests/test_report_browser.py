@@ -4,8 +4,6 @@ from pathlib import Path
 
 import pytest
 
-from colorize_core import report
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -86,8 +86,6 @@ def decoder_layers(model):
 
 
 def build(vgg_npz: Path | None):
-    import keras
-
     from colorize_core.model import build_colorizer
 
     model = build_colorizer(None)
