@@ -112,6 +112,14 @@ def colour_photo(seed: int) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), 1.5)
 
 
+def write_colour_photos(folder: Path, count: int) -> Path:
+    """`count` made-up colour photos p0.jpg.. in `folder` (training inputs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed in range(count):
+        cv2.imwrite(str(folder / f"p{seed}.jpg"), colour_photo(seed))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def photos(tmp_path_factory):
     folder = tmp_path_factory.mktemp("photos")

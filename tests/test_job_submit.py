@@ -15,7 +15,7 @@ import pytest
 import ray
 
 from jobs.local_s3 import free_port
-from tests.conftest import colour_photo
+from tests.conftest import write_colour_photos
 
 ROOT = Path(__file__).resolve().parent.parent
 RAY_CLI = str(Path(sys.executable).parent / "ray")
@@ -84,10 +84,7 @@ def test_colorize_through_ray_job_submit(ray_head, tmp_path, model_file, archive
 
 
 def test_train_through_ray_job_submit(ray_head, tmp_path, model_file):
-    photos, runs = tmp_path / "photos", tmp_path / "runs"
-    photos.mkdir()
-    for seed in range(4):
-        cv2.imwrite(str(photos / f"p{seed}.jpg"), colour_photo(seed))
+    photos, runs = write_colour_photos(tmp_path / "photos", 4), tmp_path / "runs"
     submit(ray_head, "jobs.train", "--input", str(photos), "--output", str(runs), "--name", "submitted",
            "--workers", "2", "--batch-size", "2", "--epochs", "1", "--init-model", str(model_file))
     assert len(list((runs / "submitted").glob("checkpoint_*/colorizer.keras"))) == 1

@@ -2,19 +2,15 @@
 import json
 import os
 
-import cv2
 import numpy as np
 
 from colorize_core.model import load_colorizer
 from jobs import train
-from tests.conftest import colour_photo
+from tests.conftest import write_colour_photos
 
 
 def test_train_two_workers_then_resume(tmp_path, model_file):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for seed in range(4):
-        cv2.imwrite(str(photos / f"p{seed}.jpg"), colour_photo(seed))
+    photos = write_colour_photos(tmp_path / "photos", 4)
     runs = tmp_path / "runs"
     common = ["--input", str(photos), "--output", str(runs), "--name", "tiny", "--workers", "2",
               "--batch-size", "2", "--init-model", str(model_file), "--learning-rate", "1e-3"]
@@ -41,10 +37,7 @@ def test_a_killed_worker_restarts_from_the_last_checkpoint(tmp_path, model_file)
     import threading
     import time
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for seed in range(8):
-        cv2.imwrite(str(photos / f"p{seed}.jpg"), colour_photo(seed))
+    photos = write_colour_photos(tmp_path / "photos", 8)
     runs = tmp_path / "runs"
     killed = []
 
