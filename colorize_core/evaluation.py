@@ -20,12 +20,13 @@ def grey_key(key: str) -> str:
     return f"{key}.png"
 
 
-def centre_crop_256(image: np.ndarray) -> np.ndarray:
+def centre_crop(image: np.ndarray, size: int = 256) -> np.ndarray:
+    """Short side resized to `size`, then the centre size x size square."""
     h, w = image.shape[:2]
-    scale = 256.0 / min(h, w)
-    resized = cv2.resize(image, (max(256, round(w * scale)), max(256, round(h * scale))), interpolation=cv2.INTER_AREA)
-    top, left = (resized.shape[0] - 256) // 2, (resized.shape[1] - 256) // 2
-    return resized[top:top + 256, left:left + 256]
+    scale = size / min(h, w)
+    resized = cv2.resize(image, (max(size, round(w * scale)), max(size, round(h * scale))), interpolation=cv2.INTER_AREA)
+    top, left = (resized.shape[0] - size) // 2, (resized.shape[1] - size) // 2
+    return resized[top:top + size, left:left + size]
 
 
 def make_grey_versions(batch: dict[str, np.ndarray], source: Location, work: Location, protocol: str
@@ -39,7 +40,7 @@ def make_grey_versions(batch: dict[str, np.ndarray], source: Location, work: Loc
         try:
             truth, _ = codec.decode(source.read(key))
             if protocol == "crop256":
-                truth = centre_crop_256(truth)
+                truth = centre_crop(truth, 256)
             L = lab.bgr_to_lab(truth)[..., 0]
             grey = lab.recombine(L, np.zeros((lab.MODEL_SIZE, lab.MODEL_SIZE, 2), np.float32), truth.dtype)
             work.write_atomic(f"truth/{grey_key(key)}", codec.encode(truth, "png"))
@@ -75,5 +76,5 @@ def measure(batch: dict[str, np.ndarray], work: Location) -> dict[str, np.ndarra
             **{f"thumb_{name}": thumbnail(image) for name, image in images.items()},
             "measure_s": time.perf_counter() - start,
         })
-    return {column: np.array([r[column] for r in rows], dtype=object if column in ("key",) or column.startswith("thumb")
-                             else None) for column in rows[0]} if rows else {}
+    text = ("key", "thumb_truth", "thumb_grey", "thumb_colour")
+    return {c: np.array([r[c] for r in rows], dtype=object if c in text else None) for c in rows[0]} if rows else {}

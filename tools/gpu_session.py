@@ -30,6 +30,7 @@ CROP, TARGET = 224, 56
 def pack(out: Path, limit: int | None) -> None:
     import cv2
 
+    from colorize_core.evaluation import centre_crop
     from colorize_core.lab import bgr_to_lab
     from jobs.build_model import VGG16_WEIGHTS
 
@@ -40,12 +41,7 @@ def pack(out: Path, limit: int | None) -> None:
         paths = sorted(r["path"] for r in rows if r["split"] == split)[:limit_split]
         streams = {"L": [], "a": [], "b": []}
         for path in paths:
-            image = cv2.imread(str(PHOTOS / path), cv2.IMREAD_COLOR)
-            h, w = image.shape[:2]
-            s = CROP / min(h, w)
-            image = cv2.resize(image, (max(CROP, round(w * s)), max(CROP, round(h * s))), interpolation=cv2.INTER_AREA)
-            top, left = (image.shape[0] - CROP) // 2, (image.shape[1] - CROP) // 2
-            lab = bgr_to_lab(image[top:top + CROP, left:left + CROP])
+            lab = bgr_to_lab(centre_crop(cv2.imread(str(PHOTOS / path), cv2.IMREAD_COLOR), CROP))
             ab = cv2.resize(lab[..., 1:], (TARGET, TARGET), interpolation=cv2.INTER_AREA)
             for name, channel, quality in (("L", lab[..., 0] * 2.55, 80), ("a", ab[..., 0] + 128, 92),
                                            ("b", ab[..., 1] + 128, 92)):
