@@ -57,10 +57,12 @@ def build_colorizer(encoder_weights: str | None = None, l1: float = 0.0, l2: flo
 
 
 def load_colorizer(path: str | Path, precision: str = "float32") -> keras.Model:
-    """Load a colorizer .keras file in safe mode (no arbitrary code); precision "bfloat16" computes in bf16."""
+    """Load a colorizer .keras file in safe mode (no arbitrary code); precision "bfloat16" computes in bf16.
+
+    The precision is always set, whatever the file was saved with: a model trained in bf16 (float32 weights)
+    loads to compute in float32 unless asked otherwise."""
     model = keras.saving.load_model(path, safe_mode=True, compile=False)
-    if precision != "float32":
-        policy = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[precision]
-        for layer in model._flatten_layers(include_self=False, recursive=True):
-            layer.dtype_policy = policy
+    policy = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[precision]
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        layer.dtype_policy = policy
     return model

@@ -2,29 +2,74 @@
 import json
 import os
 
+import cv2
 import numpy as np
+import pytest
 
+from colorize_core import losses, training
 from colorize_core.model import load_colorizer
+from colorize_core.storage import Location
 from jobs import train
 from tests.conftest import write_colour_photos
 
 
-def test_train_two_workers_then_resume(tmp_path, model_file):
-    photos = write_colour_photos(tmp_path / "photos", 4)
-    runs = tmp_path / "runs"
-    common = ["--input", str(photos), "--output", str(runs), "--name", "tiny", "--workers", "2",
-              "--batch-size", "2", "--init-model", str(model_file), "--learning-rate", "1e-3"]
+def test_validation_measures_the_colorized_crops(tmp_path, model_file):
+    photos = Location(str(write_colour_photos(tmp_path / "photos", 3)))
+    batch = training.validation_examples({"key": np.array(["p0.jpg", "p1.jpg", "p2.jpg", "missing.jpg"])}, photos)
+    assert batch["L"].shape == (3, 224, 224, 1) and batch["ab"].shape == (3, 56, 56, 2), "the missing photo is dropped"
+    assert batch["truth"].shape == (3, 224, 224, 3)
+
+    model = training.validate(load_colorizer(model_file).predict_on_batch, [batch], losses.mse)
+    assert model["val_images"] == 3 and model["val_loss"] > 0
+    assert model["val_psnr"] != model["val_grey_psnr"] and model["val_cf"] > 1, "the tinted model shows colour"
+    truth_ab = np.stack([cv2.cvtColor((t / 255).astype(np.float32), cv2.COLOR_RGB2Lab)[..., 1:] / 128
+                         for t in batch["truth"]])
+    perfect = training.validate(lambda L: truth_ab, [batch], losses.mse)  # a perfect colorizer
+    assert perfect["val_loss"] < 1e-3 and perfect["val_psnr"] > perfect["val_grey_psnr"] + 5
+    assert perfect["val_dcf"] < 1.0 and perfect["val_ciede2000"] < 1.0
+    assert perfect["val_grey_psnr"] == model["val_grey_psnr"], "the grey baseline does not depend on the model"
+
+
+def test_validation_split_is_stable_and_held_out():
+    keys = [f"p{i}.jpg" for i in range(40)]
+    train_keys, val_keys = training.split_validation(keys, 0.1)
+    assert len(val_keys) == 4 and not set(train_keys) & set(val_keys) and len(train_keys) + 4 == 40
+    assert training.split_validation(list(reversed(keys)), 0.1)[1] == list(reversed(val_keys)), "same photos held out"
+    assert training.split_validation(keys[:2], 0.1)[1] and training.split_validation(keys, 0) == (keys, [])
+
+
+@pytest.fixture(params=["local", "s3"])
+def runs(request, tmp_path) -> str:
+    """Where runs are kept: a folder, or a prefix on the S3 server."""
+    if request.param == "local":
+        return str(tmp_path / "runs")
+    request.getfixturevalue("s3_server").client().create_bucket(Bucket="training")
+    return "s3://training/runs"
+
+
+def test_train_two_workers_then_resume(tmp_path, model_file, runs):
+    photos = write_colour_photos(tmp_path / "photos", 5)
+    common = ["--input", str(photos), "--output", runs, "--name", "tiny", "--workers", "2",
+              "--batch-size", "2", "--init-model", str(model_file), "--learning-rate", "1e-3", "--val-fraction", "0.2"]
+    store = Location(runs)
     assert train.main(common + ["--epochs", "1"]) == 0
-    first = json.loads((runs / "tiny" / "metrics.json").read_text())
+    first = json.loads(store.read("tiny/metrics.json"))
     assert first["epoch"] == 1 and len(first["history"]) == 1 and first["history"][0]["train_loss"] > 0
-    assert len(list((runs / "tiny").glob("checkpoint_*/colorizer.keras"))) == 1
+    epoch = first["history"][0]
+    assert epoch["val_images"] == 1 and epoch["val_loss"] > 0 and 0 < epoch["val_psnr"] < 100 and epoch["val_cf"] >= 0
+    assert [k for k in store.list_keys(None) if k.endswith("colorizer.keras") and "checkpoint_" in k], "a checkpoint"
 
     assert train.main(common + ["--epochs", "2", "--resume"]) == 0
-    second = json.loads((runs / "tiny" / "metrics.json").read_text())
+    second = json.loads(store.read("tiny/metrics.json"))
     assert second["epoch"] == 2 and second["history"][0] == first["history"][0], "went on from epoch 1"
-    assert len(list((runs / "tiny").glob("checkpoint_*/optimizer.npz"))) == 2
+    assert second["history"][1]["val_loss"] != first["history"][0]["val_loss"], "validated the trained model again"
+    assert len([k for k in store.list_keys(None) if k.endswith("optimizer.npz")]) == 2
+    snapshot = store.read("tiny/checkpoint_manager_snapshot.json").decode()
+    assert "val_psnr" in snapshot and "val_cf" in snapshot, "the figures were reported through Ray Train"
 
-    trained, start = load_colorizer(runs / "tiny" / "colorizer.keras"), load_colorizer(model_file)
+    exported = tmp_path / "exported.keras"
+    exported.write_bytes(store.read("tiny/colorizer.keras"))
+    trained, start = load_colorizer(exported), load_colorizer(model_file)
     changed = [not np.array_equal(a, b) for a, b in zip(trained.get_weights(), start.get_weights())]
     assert any(changed), "training changed the decoder"
     assert trained.get_layer("encoder").get_layer("block3_conv1").get_weights()[0].tolist() == \
