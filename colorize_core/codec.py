@@ -1,6 +1,10 @@
 """Decode the original bytes with OpenCV and encode the colour result in the input's own format."""
+from typing import NamedTuple
+
 import cv2
 import numpy as np
+
+from colorize_core import metadata
 
 # Magic numbers -> format. The format comes from the bytes, not the name: a mislabelled file still
 # round-trips in its real format, and a non-image is refused before OpenCV sees it.
@@ -13,6 +17,8 @@ _MAGIC = (
 )
 _EXTENSION = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp", "bmp": ".bmp"}
 SIXTEEN_BIT_FORMATS = ("png", "tiff")
+ALPHA_FORMATS = ("png", "webp")  # their transparency is kept in the output
+DEFAULT_MAX_PIXELS = 150_000_000  # e.g. 15,000 x 10,000: a 600 dpi scan of a 25 x 16 inch print
 
 
 class ImageError(ValueError):
@@ -25,6 +31,8 @@ def sniff_format(data: bytes) -> str:
         raise ImageError("empty file")
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "webp"
+    if data.startswith(b"GIF8"):
+        raise ImageError("GIF is not colorized (a palette of 256 colours, often animated): convert it to PNG")
     for magic, fmt in _MAGIC:
         if data.startswith(magic):
             return fmt
@@ -44,8 +52,60 @@ def decode(data: bytes) -> tuple[np.ndarray, str]:
     return image, fmt
 
 
-def encode(image: np.ndarray, fmt: str, jpeg_quality: int = 95) -> bytes:
-    """BGR image -> bytes in `fmt`: JPEG at `jpeg_quality`, PNG/TIFF/WebP/BMP lossless, 16 bits kept where possible."""
+class Original(NamedTuple):
+    """An input image as the colorize job sees it."""
+
+    image: np.ndarray  # BGR, 8- or 16-bit, upright
+    fmt: str
+    alpha: np.ndarray | None  # its transparency, upright, where it has one
+    header: metadata.Header
+
+
+# EXIF orientation -> what turns the stored pixels upright (OpenCV does this itself only as it decodes colour).
+_UPRIGHT = {2: lambda a: cv2.flip(a, 1), 3: lambda a: cv2.rotate(a, cv2.ROTATE_180), 4: lambda a: cv2.flip(a, 0),
+            5: lambda a: cv2.transpose(a), 6: lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE),
+            7: lambda a: cv2.rotate(cv2.transpose(a), cv2.ROTATE_180),
+            8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE)}
+
+
+def _may_have_alpha(data: bytes, fmt: str) -> bool:
+    """Whether to decode the file a second time, as stored, for its alpha channel."""
+    if fmt == "png":
+        return data[25] in (3, 4, 6)  # IHDR colour type: palette (may have transparency), grey + alpha, RGBA
+    return fmt == "webp"
+
+
+def decode_original(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Original:
+    """An archive's file -> Original. Its header is read first: more than `max_pixels` pixels (a decompression
+    bomb, or a scan too big for one worker) or more than one page is refused before any pixel is decoded."""
+    fmt = sniff_format(data)
+    try:
+        header = metadata.read_header(data)
+    except metadata.HeaderError as e:
+        raise ImageError(f"corrupt {fmt} file: its header cannot be read ({e})") from None
+    if header.width * header.height > max_pixels:
+        raise ImageError(f"{header.width} x {header.height} pixels is over the limit of {max_pixels:,} "
+                         "(--max-pixels); refused without decoding it")
+    if header.more_pages:
+        raise ImageError("multi-page TIFF: only single images are colorized (split the pages, e.g. with tiffsplit)")
+    if fmt == "tiff" and header.extra_samples:
+        raise ImageError("TIFF with extra channels (alpha): OpenCV reads its colour premultiplied or not depending on "
+                         "the bit depth, so it is not colorized; save it as PNG")
+    if _may_have_alpha(data, fmt):  # decoded as stored, with its alpha; OpenCV then leaves the orientation to us
+        stored = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if stored is not None and stored.ndim == 3 and stored.shape[2] == 4 and stored.dtype in (np.uint8, np.uint16):
+            upright = _UPRIGHT.get(header.orientation, lambda a: a)
+            return Original(upright(np.ascontiguousarray(stored[..., :3])), fmt,
+                            upright(np.ascontiguousarray(stored[..., 3])), header)
+    image, fmt = decode(data)
+    return Original(image, fmt, None, header)
+
+
+def encode(image: np.ndarray, fmt: str, jpeg_quality: int = 95, alpha: np.ndarray | None = None) -> bytes:
+    """BGR image (and its alpha) -> bytes in `fmt`: JPEG at `jpeg_quality`, PNG/TIFF/WebP/BMP lossless, 16 bits
+    kept where possible, alpha kept where the format holds it."""
+    if alpha is not None and fmt in ALPHA_FORMATS:
+        image = np.dstack([image, alpha.astype(image.dtype)])  # both from the same decode: the same depth
     if image.dtype == np.uint16 and fmt not in SIXTEEN_BIT_FORMATS:
         image = np.round(image / 257.0).astype(np.uint8)  # these formats hold 8 bits only
     params = {

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from colorize_core import codec, lab
+from colorize_core import codec, lab, metadata
 from colorize_core.storage import Location
 
 EMPTY_L = np.zeros((0, 0), np.float32)
 EMPTY_AB = np.zeros((0, 0, 2), np.float32)
+SOFTWARE = "colorize"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class JobSettings:
     overwrite: bool = False
     jpeg_quality: int = 95
     precision: str = "float32"
+    max_pixels: int = codec.DEFAULT_MAX_PIXELS
 
 
 def ragged(arrays: list[np.ndarray]) -> np.ndarray:
@@ -43,7 +45,7 @@ def ragged(arrays: list[np.ndarray]) -> np.ndarray:
 def unsafe_key_reason(key: str) -> str | None:
     """Why `key` may not be written under the output prefix (it would escape it), or None if it is safe."""
     if not key or key.startswith("/") or "://" in key or "\\" in key:
-        return "absolute path or URI"
+        return "absolute path, URI or backslash"
     if any(part in ("", ".", "..") for part in key.split("/")):
         return "empty, '.' or '..' path component"
     return None
@@ -54,11 +56,13 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
 
     Rows whose output exists already become "skipped" without reading anything (resume), unless overwrite.
     """
-    rows = {c: [] for c in ("status", "error", "format", "bit_depth", "width", "height", "bytes_in", "decode_s")}
-    Ls, inputs = [], []
+    rows = {c: [] for c in ("status", "error", "format", "bit_depth", "width", "height", "bytes_in", "input_chroma",
+                            "decode_s")}
+    Ls, inputs, alphas, exvs, iccs = [], [], [], [], []
     for key in batch["key"]:
         start = time.perf_counter()
-        status, error, fmt, depth, width, height, size, L = "todo", "", "", 0, 0, 0, 0, EMPTY_L
+        status, error, fmt, depth, width, height, size, chroma, L = "todo", "", "", 0, 0, 0, 0, 0.0, EMPTY_L
+        alpha, exv, icc = EMPTY_L, b"", b""
         try:
             if reason := unsafe_key_reason(key):
                 raise codec.ImageError(f"refused key ({reason}): it would be written outside the output prefix")
@@ -67,17 +71,22 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
             else:
                 data = settings.input.read(key)
                 size = len(data)
-                image, fmt = codec.decode(data)
+                image, fmt, alpha, header = codec.decode_original(data, settings.max_pixels)
+                alpha, exv, icc = EMPTY_L if alpha is None else alpha, header.exv, header.icc
                 height, width = image.shape[:2]
                 depth = 8 * image.dtype.itemsize
-                L = lab.bgr_to_lab(image)[..., 0]
+                Lab = lab.bgr_to_lab(image)
+                L, chroma = Lab[..., 0], float(np.hypot(Lab[..., 1], Lab[..., 2]).mean())  # > ~5: a colour input
         except (codec.ImageError, OSError) as e:
             status, error = "error", f"{type(e).__name__}: {e}"
-        Ls.append(L)
+        Ls.append(L), alphas.append(alpha), exvs.append(exv), iccs.append(icc)
         inputs.append(lab.model_input(L) if status == "todo" else EMPTY_L)
-        for column, value in zip(rows, (status, error, fmt, depth, width, height, size, time.perf_counter() - start)):
+        for column, value in zip(rows, (status, error, fmt, depth, width, height, size, chroma,
+                                        time.perf_counter() - start)):
             rows[column].append(value)
-    return {"key": batch["key"], **{c: np.array(v) for c, v in rows.items()}, "L": ragged(Ls), "model_input": ragged(inputs)}
+    return {"key": batch["key"], **{c: np.array(v) for c, v in rows.items()}, "L": ragged(Ls),
+            "model_input": ragged(inputs), "alpha": ragged(alphas),
+            "exv": np.array(exvs, dtype=object), "icc": np.array(iccs, dtype=object)}  # metadata, a few KB
 
 
 class Predictor:
@@ -113,12 +122,20 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
     n = len(batch["key"])
     status, error = batch["status"].astype(object), batch["error"].astype(object)
     bytes_out, encode_s, write_s = np.zeros(n, np.int64), np.zeros(n), np.zeros(n)
+    carried = np.full(n, "", dtype=object)
+    record = {"software": SOFTWARE, "model": settings.model_uri.rsplit("/", 1)[-1],
+              "model_sha256": settings.model_sha256, "when": str(np.datetime64("now", "s")) + "Z"}
     for i in np.flatnonzero(status == "todo"):
         try:
             start = time.perf_counter()
             dtype = np.uint16 if batch["bit_depth"][i] == 16 else np.uint8
             image = lab.recombine(batch["L"][i], batch["ab"][i], dtype)
-            data = codec.encode(image, batch["format"][i], settings.jpeg_quality)
+            alpha = batch["alpha"][i] if batch["alpha"][i].size else None
+            data = codec.encode(image, batch["format"][i], settings.jpeg_quality, alpha)
+            try:
+                data, carried[i] = metadata.carry(data, batch["format"][i], batch["exv"][i], batch["icc"][i], record)
+            except metadata.exiv2.Exiv2Error as e:  # the colour is still worth having: say what did not come along
+                carried[i] = f"not carried: {e.args[-1] if e.args else e}"
             encode_s[i] = time.perf_counter() - start
             start = time.perf_counter()
             settings.output.write_atomic(batch["key"][i], data)
@@ -126,13 +143,14 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
             status[i], bytes_out[i] = "ok", len(data)
         except (codec.ImageError, OSError) as e:
             status[i], error[i] = "error", f"{type(e).__name__}: {e}"
-    manifest = {c: v for c, v in batch.items() if c not in ("L", "ab")}
+    manifest = {c: v for c, v in batch.items() if c not in ("L", "ab", "alpha", "exv", "icc")}
     return {
         **manifest,
         "output_key": np.where(status == "error", "", batch["key"]).astype(object),
         "status": status,
         "error": error,
         "bytes_out": bytes_out,
+        "metadata": carried,
         "encode_s": encode_s,
         "write_s": write_s,
         "model": np.full(n, settings.model_uri, dtype=object),

@@ -4,9 +4,12 @@ S3 credentials come from the standard AWS chain (environment, ~/.aws, instance p
 (or AWS_ENDPOINT_URL) points at an S3-compatible server such as SeaweedFS or MinIO.
 """
 import hashlib
+import io
+import json
 import os
 import tempfile
 import uuid
+import zipfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -14,7 +17,8 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
+# Listed as images; .gif too, so that a GIF gets a manifest row saying why it is not colorized.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif")
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ class Location:
             return
         parent = os.path.dirname(path)
         os.makedirs(parent, exist_ok=True)
-        tmp = os.path.join(parent, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+        tmp = os.path.join(parent, f".colorize-{uuid.uuid4().hex}.tmp")  # short: a 250-byte name still fits
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
@@ -125,12 +129,32 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def check_model_file(data: bytes) -> None:
+    """Refuse, before any work, a model file that loading could run code from: anything but a Keras 3 `.keras`
+    archive (pickles, HDF5, SavedModel), or one holding a Lambda layer. (The actors load in safe mode as well.)"""
+    try:
+        config = zipfile.ZipFile(io.BytesIO(data)).read("config.json").decode("utf-8")
+        json.loads(config)
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, ValueError):
+        raise ValueError("not a Keras 3 .keras file (a zip holding config.json): pickled, HDF5 and SavedModel "
+                         "models are refused, since loading them can run arbitrary code") from None
+    if '"class_name": "Lambda"' in config or '"__lambda__"' in config:
+        raise ValueError("the model holds a Lambda layer (arbitrary Python code): refused; rebuild it without one")
+
+
 def model_file_sha256(uri: str, endpoint: str | None = None) -> str:
-    """sha256 of the model file, local or on S3 (read once by the driver; every actor checks its copy against it)."""
-    if not uri.startswith("s3://"):
-        return file_sha256(uri)
-    folder, name = uri.rsplit("/", 1)
-    return hashlib.sha256(Location(folder, endpoint).read(name)).hexdigest()
+    """sha256 of the model file, local or on S3, after check_model_file (SystemExit if refused). Read once by
+    the driver; every actor checks its copy against it."""
+    if uri.startswith("s3://"):
+        folder, name = uri.rsplit("/", 1)
+        data = Location(folder, endpoint).read(name)
+    else:
+        data = Path(uri).read_bytes()
+    try:
+        check_model_file(data)
+    except ValueError as e:
+        raise SystemExit(f"model {uri}: {e}") from None
+    return hashlib.sha256(data).hexdigest()
 
 
 def fetch_model(uri: str, sha256: str, endpoint: str | None = None) -> str:

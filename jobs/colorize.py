@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from colorize_core import pipeline
+from colorize_core import codec, pipeline
 from colorize_core.storage import model_file_sha256
 from colorize_core.stages import JobSettings
 from colorize_core.storage import IMAGE_EXTENSIONS, Location
@@ -39,11 +39,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gpus-per-actor", type=float, help="GPUs per model actor (default 1 where the cluster has GPUs)")
     p.add_argument("--extensions", default=",".join(IMAGE_EXTENSIONS),
                    help="file endings taken when listing --input, comma-separated; '*' takes every file")
+    p.add_argument("--max-pixels", type=int, default=codec.DEFAULT_MAX_PIXELS,
+                   help=f"refuse larger images, from their header, before decoding (default {codec.DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--max-error-fraction", type=float, default=0.01,
                    help="exit non-zero when more than this fraction of inputs fail (default 0.01)")
     p.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray started here)")
     args = p.parse_args(argv)
-    for name in ("batch_size", "actors"):
+    for name in ("batch_size", "actors", "max_pixels"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if not 0 <= args.max_error_fraction <= 1:
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     model_sha256 = model_file_sha256(args.model, args.s3_endpoint)
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     settings = JobSettings(source, target, args.model, model_sha256, run_id, args.overwrite, args.jpeg_quality,
-                           args.precision)
+                           args.precision, args.max_pixels)
 
     pipeline.init_ray(args.ray_address)
     resources = pipeline.default_resources(args.batch_size, args.actors, args.cpus_per_actor, args.gpus_per_actor)

@@ -1,0 +1,123 @@
+"""Faults in the middle of a run: the job killed, an inference actor killed, the S3 server restarted.
+
+Afterwards no final key holds a partial or corrupt image, and a rerun finishes the work, redoing only what
+was in flight.
+"""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+
+from tests.archive import decode_any, make_archive, run_job
+from tests.conftest import EXAMPLES, ROOT
+
+
+def inputs(count: int) -> dict[str, bytes]:
+    grey = cv2.imread(str(EXAMPLES / "forest.jpg"), cv2.IMREAD_GRAYSCALE)
+    return {f"scan-{i:02d}.jpg": cv2.imencode(".jpg", cv2.resize(np.roll(grey, 40 * i, axis=1), (96, 64)))[1].tobytes()
+            for i in range(count)}
+
+
+def written(folder) -> set[str]:
+    return {p.name for p in folder.glob("scan-*.jpg")}
+
+
+def assert_whole(get, keys) -> None:
+    for key in keys:
+        image = decode_any(get(key))
+        assert image is not None and image.shape == (64, 96, 3), f"{key} is partial or corrupt"
+
+
+def wait_until(condition, timeout: float = 300.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_job_killed_half_way_then_rerun(tmp_path, model_file):
+    images = inputs(24)
+    archive = make_archive("local", tmp_path, None, "killed", images)
+    job = subprocess.Popen([sys.executable, "-m", "jobs.colorize", "--input", archive.input, "--output",
+                            archive.output, "--model", str(model_file), "--batch-size", "2"],
+                           cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = tmp_path / "colour"
+    try:
+        assert wait_until(lambda: len(written(out)) >= 8), "the job wrote nothing"
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)  # the driver and the Ray it started: nothing gets to clean up
+        job.wait()
+    done = written(out)
+    assert 0 < len(done) < len(images), f"killed about half way: {len(done)} of {len(images)} written"
+    assert_whole(archive.get, done)
+
+    code, rows = run_job(archive, model_file)
+    assert code == 0 and sorted(rows) == sorted(images)
+    assert {k for k, r in rows.items() if r["status"] == "skipped"} == done, "finished work is not redone"
+    assert {k for k, r in rows.items() if r["status"] == "ok"} == set(images) - done
+    assert_whole(archive.get, images)
+
+
+def test_an_inference_actor_killed_mid_run_loses_no_image(tmp_path, model_file):
+    images = inputs(16)
+    archive = make_archive("local", tmp_path, None, "actor", images)
+    killed = []
+
+    def kill_the_predictor():
+        if wait_until(lambda: len(written(tmp_path / "colour")) >= 2):
+            pids = subprocess.run(["pgrep", "-f", "MapWorker\\(MapBatches\\(Predictor"], capture_output=True,
+                                  text=True).stdout.split()
+            for pid in pids:
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append(int(pid))
+
+    watcher = threading.Thread(target=kill_the_predictor, daemon=True)
+    watcher.start()
+    code, rows = run_job(archive, model_file, "--batch-size", "2")
+    watcher.join(timeout=5)
+    assert killed, "no inference actor was found to kill"
+    assert code == 0 and sorted(rows) == sorted(images)
+    assert all(r["status"] == "ok" for r in rows.values()), {k: r["error"] for k, r in rows.items() if r["error"]}
+    assert_whole(archive.get, images)
+
+
+def test_s3_server_restarted_during_a_run(tmp_path, s3_server, model_file):
+    images = inputs(16)
+    archive = make_archive("s3", tmp_path, s3_server, "restart", images)
+    client = s3_server.client()
+    bucket = archive.output[len("s3://"):].split("/")[0]
+
+    def outputs() -> set[str]:
+        listed = client.list_objects_v2(Bucket=bucket, Prefix="colour/").get("Contents", [])
+        return {o["Key"][len("colour/"):] for o in listed if o["Key"].endswith(".jpg")}
+
+    restarted = []
+
+    def restart_the_server():
+        if wait_until(lambda: len(outputs()) >= 2):
+            s3_server.stop()
+            time.sleep(3)
+            s3_server.start()
+            restarted.append(True)
+
+    watcher = threading.Thread(target=restart_the_server, daemon=True)
+    watcher.start()
+    code, rows = run_job(archive, model_file, "--batch-size", "2", "--max-error-fraction", "1")
+    watcher.join(timeout=120)
+    assert restarted, "the server was not restarted during the run"
+    assert sorted(rows) == sorted(images), "every input accounted for, whatever failed"
+    failed = {k: r["error"] for k, r in rows.items() if r["status"] == "error"}
+    assert all(error for error in failed.values()), "a failure says why"
+    assert_whole(archive.get, outputs())
+
+    code, rows = run_job(archive, model_file, "--batch-size", "2")
+    assert code == 0 and all(r["status"] in ("ok", "skipped") for r in rows.values())
+    assert outputs() == set(images)
+    assert_whole(archive.get, images)

@@ -1,0 +1,111 @@
+"""Never write outside the output prefix, never run a model file's code, never show a credential, and two
+runs into one output at once leave it whole."""
+import pickle
+import threading
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+import pyarrow.dataset as pads
+import pytest
+
+from colorize_core.model import load_colorizer
+from colorize_core.storage import Location
+from jobs import colorize
+from tests.archive import decode_any, make_archive, manifest_runs, run_job
+from tests.conftest import EXAMPLES
+
+ESCAPING = ["../escaped.jpg", "/tmp/absolute.jpg", "s3://other-bucket/x.jpg", "sub/../../escaped.jpg",
+            "sub/./x.jpg", "back\\slash.jpg"]
+
+
+def small_jpeg() -> bytes:
+    grey = cv2.imread(str(EXAMPLES / "boats.jpg"), cv2.IMREAD_GRAYSCALE)
+    return cv2.imencode(".jpg", cv2.resize(grey, (64, 48)))[1].tobytes()
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_keys_that_would_escape_the_output_are_refused(tmp_path, s3_server, model_file, kind):
+    archive = make_archive(kind, tmp_path, s3_server, f"escape-{kind}", {"fine.jpg": small_jpeg()})
+    (tmp_path / "escaped.jpg").write_bytes(small_jpeg())  # what "../escaped.jpg" would read, next to scans/
+    listing = tmp_path / "keys.txt"
+    listing.write_text("\n".join(["fine.jpg", *ESCAPING]) + "\n")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    code, rows = run_job(archive, model_file, "--input-list", str(listing), "--max-error-fraction", "1")
+    assert rows["fine.jpg"]["status"] == "ok"
+    for key in ESCAPING:
+        assert rows[key]["status"] == "error" and "refused key" in rows[key]["error"], (key, rows[key])
+        assert rows[key]["output_key"] == ""
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    new = [p for p in after if p not in before]
+    assert all(p.parts[0] == "colour" for p in new), f"written outside the output: {new}"
+    if kind == "s3":
+        objects = [o["Key"] for o in s3_server.client().list_objects_v2(
+            Bucket=Location(archive.output).root.split("/")[0])["Contents"]]
+        assert all(k.startswith(("scans/", "colour/")) for k in objects), objects
+        written = [k for k in objects if k.startswith("colour/") and "_manifest" not in k and not k.endswith("/")]
+        assert written == ["colour/fine.jpg"], objects
+
+
+def test_model_files_that_could_run_code_are_refused(tmp_path, model_file):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    (scans / "a.jpg").write_bytes(small_jpeg())
+    inputs = keras.Input((4,))
+    with_lambda = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    with_lambda.save(tmp_path / "lambda.keras")
+    (tmp_path / "pickled.keras").write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    with_lambda.save(tmp_path / "old.h5")
+    for name, message in [("lambda.keras", "Lambda layer"), ("pickled.keras", "not a Keras 3 .keras file"),
+                          ("old.h5", "not a Keras 3 .keras file")]:
+        with pytest.raises(SystemExit, match=message):
+            colorize.main(["--input", str(scans), "--output", str(tmp_path / f"out-{name}"),
+                           "--model", str(tmp_path / name)])
+        assert not (tmp_path / f"out-{name}").exists(), "stopped before any work"
+    with pytest.raises(ValueError, match="(?i)lambda"):  # and Keras's safe mode, where the actors load it
+        load_colorizer(tmp_path / "lambda.keras")
+
+
+def test_credentials_never_appear_in_output_logs_or_manifest(tmp_path, s3_server, model_file, capfd):
+    archive = make_archive("s3", tmp_path, s3_server, "secrets", {"a.jpg": small_jpeg(), "bad.jpg": b"not an image"})
+    code, rows = run_job(archive, model_file, "--max-error-fraction", "1")
+    assert rows["a.jpg"]["status"] == "ok"
+    secrets = [s3_server.env()["AWS_SECRET_ACCESS_KEY"], s3_server.env()["AWS_ACCESS_KEY_ID"]]
+    printed = capfd.readouterr()
+    output = Location(archive.output)
+    manifest = b"".join(output.read(k) for k in output.list_keys(None) if k.startswith("_manifest/"))
+    ray_logs = b"".join(p.read_bytes() for p in Path("/tmp/ray/session_latest/logs").rglob("*") if p.is_file())
+    for secret in secrets:
+        assert secret not in printed.out + printed.err and secret.encode() not in manifest, "in the job's output"
+        assert secret.encode() not in ray_logs, "in Ray's logs"
+
+
+def test_two_runs_into_one_output_at_once(tmp_path, model_file):
+    inputs = {f"p{i}.jpg": small_jpeg() for i in range(8)}
+    archive = make_archive("local", tmp_path, None, "together", inputs)
+    codes = []
+
+    def run():
+        codes.append(colorize.main(["--input", archive.input, "--output", archive.output, "--model", str(model_file),
+                                    "--batch-size", "2", "--cpus-per-actor", "0.5"]))  # leaves a CPU to the tasks
+
+    runs = [threading.Thread(target=run) for _ in range(2)]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join()
+    assert codes == [0, 0]
+    folders = manifest_runs(archive)
+    assert len(folders) == 2, "each run has its own manifest"
+    statuses = {}
+    for folder in folders:
+        table = pads.dataset(str(tmp_path / "colour" / "_manifest" / folder), format="parquet").to_table()
+        assert sorted(table.column("key").to_pylist()) == sorted(inputs), "each accounts for every input"
+        for key, status in zip(table.column("key").to_pylist(), table.column("status").to_pylist()):
+            statuses.setdefault(key, []).append(status)
+    assert all("ok" in s and set(s) <= {"ok", "skipped"} for s in statuses.values()), statuses
+    for key in inputs:
+        assert decode_any(archive.get(key)).shape == (48, 64, 3), "every output whole"
+    leftovers = [p.name for p in (tmp_path / "colour").rglob(".colorize-*")]
+    assert not leftovers and np.all([(tmp_path / "colour" / k).is_file() for k in inputs])
