@@ -66,4 +66,3 @@ def load_colorizer(path: str | Path, precision: str = "float32") -> keras.Model:
     for layer in model._flatten_layers(include_self=False, recursive=True):
         layer.dtype_policy = policy
     return model
-

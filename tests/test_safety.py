@@ -12,9 +12,9 @@ import pytest
 
 from colorize_core.model import load_colorizer
 from colorize_core.storage import Location
-from jobs import colorize
+from jobs import colorize, evaluate
 from tests.archive import decode_any, make_archive, manifest_runs, run_job
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, colour_photo
 
 ESCAPING = ["../escaped.jpg", "/tmp/absolute.jpg", "s3://other-bucket/x.jpg", "sub/../../escaped.jpg",
             "sub/./x.jpg", "back\\slash.jpg"]
@@ -67,18 +67,30 @@ def test_model_files_that_could_run_code_are_refused(tmp_path, model_file):
         load_colorizer(tmp_path / "lambda.keras")
 
 
-def test_credentials_never_appear_in_output_logs_or_manifest(tmp_path, s3_server, model_file, capfd):
-    archive = make_archive("s3", tmp_path, s3_server, "secrets", {"a.jpg": small_jpeg(), "bad.jpg": b"not an image"})
+def test_credentials_never_appear_in_output_logs_manifest_or_report(tmp_path, s3_server, model_file, capfd):
+    archive = make_archive("s3", tmp_path, s3_server, "secrets", {
+        "a.jpg": small_jpeg(), "bad.jpg": b"not an image", "colour.png": cv2.imencode(".png", colour_photo(4))[1].tobytes()})
     code, rows = run_job(archive, model_file, "--max-error-fraction", "1")
     assert rows["a.jpg"]["status"] == "ok"
+    assert evaluate.main(["--input", archive.input, "--input-list", str(write_list(tmp_path, ["colour.png"])),
+                          "--out", str(tmp_path / "eval"), "--model", str(model_file)]) == 0
     secrets = [s3_server.env()["AWS_SECRET_ACCESS_KEY"], s3_server.env()["AWS_ACCESS_KEY_ID"]]
     printed = capfd.readouterr()
     output = Location(archive.output)
     manifest = b"".join(output.read(k) for k in output.list_keys(None) if k.startswith("_manifest/"))
+    report = b"".join(p.read_bytes() for p in (tmp_path / "eval").rglob("*") if p.is_file())
     ray_logs = b"".join(p.read_bytes() for p in Path("/tmp/ray/session_latest/logs").rglob("*") if p.is_file())
+    assert b"colour.png" in report, "the report was written"
     for secret in secrets:
         assert secret not in printed.out + printed.err and secret.encode() not in manifest, "in the job's output"
+        assert secret.encode() not in report, "in the evaluation's report or tables"
         assert secret.encode() not in ray_logs, "in Ray's logs"
+
+
+def write_list(folder: Path, keys: list[str]) -> Path:
+    path = folder / "keys.txt"
+    path.write_text("\n".join(keys) + "\n")
+    return path
 
 
 def test_two_runs_into_one_output_at_once(tmp_path, model_file):
