@@ -30,33 +30,32 @@ def model_input(L: np.ndarray) -> np.ndarray:
     return cv2.resize(L, (MODEL_SIZE, MODEL_SIZE), interpolation=cv2.INTER_AREA)
 
 
-# sRGB's primaries and D65 white (OpenCV's constants), to tell where a Lab colour leaves the sRGB gamut:
-# OpenCV's own Lab -> BGR clips silently there, and clipping would change L.
+# Where a Lab colour leaves the sRGB gamut: OpenCV's own Lab -> BGR clips silently there, and clipping would
+# change L. CIE Lab -> f(X/Xn), f(Y/Yn), f(Z/Zn) is affine; f^-1 then linear RGB (sRGB primaries, D65 white:
+# OpenCV's constants) is checked unclipped. cv2.transform and inRange keep it fast on 24-megapixel scans.
+_LAB_TO_F = np.array([[1 / 116, 1 / 500, 0, 16 / 116],
+                      [1 / 116, 0, 0, 16 / 116],
+                      [1 / 116, 0, -1 / 200, 16 / 116]], np.float32)
 _XYZ_TO_LINEAR_RGB = np.array([[3.240479, -1.53715, -0.498535],
                                [-0.969256, 1.875991, 0.041556],
                                [0.055648, -0.204043, 1.057311]], np.float32)
 _D65_WHITE = np.array([0.950456, 1.0, 1.088754], np.float32)
+_F_TO_LINEAR_RGB = (_XYZ_TO_LINEAR_RGB * _D65_WHITE[None, :]).astype(np.float32)
 
 
 def in_gamut(lab: np.ndarray, tolerance: float = 1e-5) -> np.ndarray:
-    """Where Lab (..., 3) is inside sRGB: linear RGB (CIE Lab -> XYZ -> RGB, unclipped) within [0, 1]."""
-    fy = (lab[..., 0] + 16.0) / 116.0
-    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
-    xyz = np.where(f > 6.0 / 29.0, f**3, 3.0 * (6.0 / 29.0) ** 2 * (f - 4.0 / 29.0)) * _D65_WHITE
-    rgb = xyz @ _XYZ_TO_LINEAR_RGB.T
-    return np.all((rgb >= -tolerance) & (rgb <= 1.0 + tolerance), axis=-1)
+    """Where Lab (H, W, 3) float32 is inside sRGB: linear RGB (CIE Lab -> XYZ -> RGB, unclipped) within [0, 1]."""
+    f = cv2.transform(lab, _LAB_TO_F)
+    xyz_over_white = cv2.multiply(cv2.multiply(f, f), f)
+    dark = f <= 6 / 29  # the linear toe of CIE Lab, rare in photographs
+    if dark.any():
+        xyz_over_white[dark] = 3 * (6 / 29) ** 2 * (f[dark] - 4 / 29)
+    rgb = cv2.transform(xyz_over_white, _F_TO_LINEAR_RGB)
+    return cv2.inRange(rgb, (-tolerance,) * 3, (1 + tolerance,) * 3).astype(bool)
 
 
-def recombine(L: np.ndarray, ab_model: np.ndarray, dtype: type = np.uint8) -> np.ndarray:
-    """Original full-resolution L (H, W) + predicted ab (224, 224, 2) in [-1, 1] -> BGR image of `dtype`.
-
-    ab is upsampled to the original size and put on the ORIGINAL L. Where (L, a, b) falls outside
-    sRGB, clipping RGB would change L, so instead each such pixel's chroma is shrunk toward grey
-    (always in gamut) by bisection: the output's L stays the input's L.
-    """
-    h, w = L.shape
-    ab = cv2.resize(ab_model.astype(np.float32) * AB_SCALE, (w, h), interpolation=cv2.INTER_CUBIC)
-    lab = np.dstack([L, ab])
+def _pull_into_gamut(lab: np.ndarray) -> None:
+    """In place: shrink the chroma of each out-of-gamut pixel toward grey (always in gamut) by bisection, L kept."""
     outside = ~in_gamut(lab)
     if outside.any():
         L_out, ab_out = lab[outside][:, None, :1], lab[outside][:, None, 1:]
@@ -67,5 +66,26 @@ def recombine(L: np.ndarray, ab_model: np.ndarray, dtype: type = np.uint8) -> np
             ok = in_gamut(np.concatenate([L_out, ab_out * mid], axis=-1))[..., None]
             lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
         lab[outside] = np.concatenate([L_out, ab_out * lo], axis=-1)[:, 0]
-    white = float(np.iinfo(dtype).max)
-    return np.round(lab_to_bgr(lab) * white).astype(dtype)
+
+
+BAND_ROWS = 256  # recombine works a band of rows at a time: float temporaries stay small on large scans
+
+
+def recombine(L: np.ndarray, ab_model: np.ndarray, dtype: type = np.uint8) -> np.ndarray:
+    """Original full-resolution L (H, W) + predicted ab (224, 224, 2) in [-1, 1] -> BGR image of `dtype`.
+
+    ab is upsampled to the original size and put on the ORIGINAL L. Where (L, a, b) falls outside
+    sRGB, clipping RGB would change L, so instead each such pixel's chroma is shrunk toward grey
+    (always in gamut) by bisection: the output's L stays the input's L.
+    """
+    h, w = L.shape
+    ab = cv2.resize(ab_model.astype(np.float32) * AB_SCALE, (w, h), interpolation=cv2.INTER_CUBIC).reshape(h, w, 2)
+    white = float(np.iinfo(dtype).max)  # bgr is in [0, 1]: scale and round
+    out = np.empty((h, w, 3), dtype)
+    for top in range(0, h, BAND_ROWS):
+        rows = slice(top, top + BAND_ROWS)
+        lab = cv2.merge([L[rows].astype(np.float32), *cv2.split(ab[rows])])
+        _pull_into_gamut(lab)
+        bgr = lab_to_bgr(lab)
+        out[rows] = cv2.convertScaleAbs(bgr, alpha=white) if dtype == np.uint8 else (bgr * white + 0.5).astype(dtype)
+    return out

@@ -1,0 +1,112 @@
+"""Peak memory of the whole colorize job (driver, Ray and every worker it starts) as the input grows: a
+streaming job's peak should not grow with the number of images. Also the time to the first written output
+with an input list of many keys.
+
+    python -m benchmarks.memory --n 500 5000 --list 100000
+
+Inputs are symbolic links to the photos of ../shared/datasets/photos, repeated as needed (real files to read
+and decode, no disk used). The model is a tiny stand-in with the colorizer's input and output, built here,
+so that 5,000 images take minutes on a CPU: the model's own memory is constant and not what is measured.
+Memory is the sum of PSS (proportional set size: shared pages counted once) over the job's process tree,
+sampled every 0.2 s. `--list N` runs the job on an input list of N keys, reports the time to its first output
+and the peak until then plus 30 s, and stops it.
+"""
+import argparse
+import csv
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PHOTOS = ROOT.parent / "shared" / "datasets" / "photos"
+
+
+def tiny_model(path: Path) -> Path:
+    import keras
+
+    L = keras.Input((224, 224, 1))
+    x = keras.layers.AveragePooling2D(8)(L)
+    x = keras.layers.Conv2D(2, 3, padding="same", activation="tanh")(x)
+    keras.Model(L, keras.layers.UpSampling2D(8)(x)).save(path)
+    return path
+
+
+def linked_inputs(folder: Path, n: int) -> list[str]:
+    with open(PHOTOS / "MANIFEST.csv") as f:
+        photos = [row["path"] for row in csv.DictReader(f)]
+    folder.mkdir(parents=True)
+    keys = [f"scan-{i:06d}.jpg" for i in range(n)]
+    for i, key in enumerate(keys):
+        os.symlink(PHOTOS / photos[i % len(photos)], folder / key)
+    return keys
+
+
+def tree_pss_bytes(root: int) -> int:
+    """Sum of PSS over `root` and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            for line in open(f"/proc/{pid}/smaps_rollup"):
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def run(inputs: Path, output: Path, model: Path, extra: list[str], stop_after_first_s: float | None) -> dict:
+    job = subprocess.Popen([sys.executable, "-m", "jobs.colorize", "--input", str(inputs), "--output", str(output),
+                            "--model", str(model), "--batch-size", "16", *extra], cwd=ROOT, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    start, peak, first = time.perf_counter(), 0, None
+    while job.poll() is None:
+        peak = max(peak, tree_pss_bytes(job.pid))
+        if first is None and output.exists() and any(e.name.endswith(".jpg") for e in os.scandir(output)):
+            first = time.perf_counter() - start
+        if first is not None and stop_after_first_s is not None and time.perf_counter() - start > first + stop_after_first_s:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+            break
+        time.sleep(0.2)
+    return {"seconds": time.perf_counter() - start, "peak_gib": peak / 2**30, "first_output_s": first,
+            "exit": job.returncode}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, nargs="+", default=[500, 5000])
+    p.add_argument("--list", type=int, default=0, help="also run an input list of this many keys, to its first output")
+    args = p.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="colorize-memory-"))
+    model = tiny_model(work / "tiny.keras")
+    results = {}
+    for n in args.n:
+        linked_inputs(work / f"in-{n}", n)
+        results[n] = run(work / f"in-{n}", work / f"out-{n}", model, [], None)
+        print(f"RESULT {n} images: {results[n]}", flush=True)
+    if len(args.n) > 1:
+        low, high = results[min(args.n)], results[max(args.n)]
+        print(f"peak memory {max(args.n)} / {min(args.n)} images: {high['peak_gib'] / low['peak_gib']:.3f}")
+    if args.list:
+        keys = linked_inputs(work / "in-list", args.list)
+        (work / "keys.txt").write_text("\n".join(keys) + "\n")
+        result = run(work / "in-list", work / "out-list", model, ["--input-list", str(work / "keys.txt")], 30.0)
+        print(f"RESULT input list of {args.list} keys (stopped 30 s after the first output): {result}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
