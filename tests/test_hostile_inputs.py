@@ -53,6 +53,8 @@ def hostile_inputs() -> tuple[dict[str, bytes], dict[str, str]]:
         "grey16.png": cv2.imencode(".png", grey.astype(np.uint16) * 257)[1].tobytes(),
         "palette-transparent.png": pil_bytes(palette, "PNG", transparency=0),
         "rgba.png": cv2.imencode(".png", np.dstack([cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), alpha]))[1].tobytes(),
+        "rgba.webp": cv2.imencode(".webp", np.dstack([cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), alpha]),
+                                  [cv2.IMWRITE_WEBP_QUALITY, 101])[1].tobytes(),
         "one-pixel.png": cv2.imencode(".png", grey[:1, :1])[1].tobytes(),
         "two-by-three.png": cv2.imencode(".png", grey[:3, :2])[1].tobytes(),
         "rotated.jpg": exif_rotated_jpeg()[0],
@@ -67,6 +69,7 @@ def hostile_inputs() -> tuple[dict[str, bytes], dict[str, str]]:
         "animated.gif": (pil_bytes(Image.fromarray(grey), "GIF", save_all=True,
                                    append_images=[Image.fromarray(255 - grey)]), "GIF is not colorized"),
         "pages.tif": (pages.getvalue(), "multi-page TIFF"),
+        "rgba.tif": (pil_bytes(Image.fromarray(np.dstack([grey, grey, grey, alpha])), "TIFF"), "TIFF with extra channels"),
     }
     return {**good, **{k: v for k, (v, _) in bad.items()}}, {k: e for k, (_, e) in bad.items()}
 
