@@ -14,16 +14,19 @@ from colorize_core.storage import Location
 
 MANIFEST_DIR = "_manifest"
 ACTOR_MEMORY = 2 * 1024**3  # bytes: the colorizer in TensorFlow with a batch in flight
+MiB = 1024**2
 
 
 @dataclass(frozen=True)
 class Resources:
-    """How the model stage is placed: `actors` model replicas, each with these CPUs and GPUs."""
+    """How the model stage is placed: `actors` model replicas, each with these CPUs and GPUs; and how much of
+    the object store the job's blocks in flight may hold (what keeps memory flat however long the input)."""
 
     batch_size: int
     actors: int
     cpus_per_actor: float
     gpus_per_actor: float
+    object_store_bytes: int
 
 
 def init_ray(address: str | None = None) -> None:
@@ -39,9 +42,13 @@ def init_ray(address: str | None = None) -> None:
 
 
 def default_resources(batch_size: int | None, actors: int | None, cpus_per_actor: float | None,
-                      gpus_per_actor: float | None) -> Resources:
+                      gpus_per_actor: float | None, object_store_mib: int | None = None) -> Resources:
     """Defaults that fit the cluster: one actor per GPU where there are GPUs; else one CPU actor that leaves
-    the other CPUs to decode and encode (an actor pool that takes every CPU starves the read tasks)."""
+    the other CPUs to decode and encode (an actor pool that takes every CPU starves the read tasks).
+
+    Object store: 512 MiB per model actor, at least 512 MiB. Without a cap Ray Data lets the decode stage run
+    ahead until half the store is full, so memory grew with the input (benchmarks/RESULTS.md, peak memory).
+    """
     cluster = ray.cluster_resources()
     gpus = int(cluster.get("GPU", 0))
     if gpus_per_actor is None:
@@ -50,7 +57,23 @@ def default_resources(batch_size: int | None, actors: int | None, cpus_per_actor
         actors = max(1, int(gpus / gpus_per_actor)) if gpus_per_actor else max(1, int(cluster.get("CPU", 2)) // 4)
     if cpus_per_actor is None:
         cpus_per_actor = 1.0
-    return Resources(batch_size or (64 if gpus_per_actor else 16), actors, cpus_per_actor, gpus_per_actor)
+    object_store_bytes = (object_store_mib or 512 * actors) * MiB
+    # GPU batch 128: 2,805 images/s on an H100 in bfloat16, already more than a 16-core node decodes; larger
+    # batches (1024: 4,202/s) hold that many full-resolution L arrays in the actor at once.
+    return Resources(batch_size or (128 if gpus_per_actor else 16), actors, cpus_per_actor, gpus_per_actor,
+                     object_store_bytes)
+
+
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+
+
+def resolve_precision(precision: str, resources: Resources) -> str:
+    """"auto": bfloat16 (mixed) where the model actors have GPUs, float32 on CPUs. On the H100 bfloat16 was 1.58x
+    float32 at the same batch; on the val split it cost +0.01 dB PSNR and -0.24 CF (benchmarks/RESULTS.md). On
+    CPUs without AMX bfloat16 is emulated and slower."""
+    if precision != "auto":
+        return precision
+    return "bfloat16" if resources.gpus_per_actor else "float32"
 
 
 def read_key_list(uri: str, endpoint: str | None = None) -> list[str]:
@@ -69,13 +92,20 @@ def read_key_list(uri: str, endpoint: str | None = None) -> list[str]:
     return [str(k) for k in column.to_pylist() if k]
 
 
+MAX_KEY_BLOCKS = 1000  # 6,250 blocks for 100,000 keys took the driver 20 s before the first task ran
+
+
 def keys_dataset(keys: list[str], per_block: int) -> ray.data.Dataset:
-    """A dataset of {"key"} rows in blocks of `per_block` keys, so that the first stage runs as parallel tasks."""
-    return ray.data.from_items([{"key": k} for k in keys], override_num_blocks=max(1, math.ceil(len(keys) / per_block)))
+    """A dataset of {"key"} rows in blocks of `per_block` keys (more for long lists: at most MAX_KEY_BLOCKS
+    blocks), so that the first stage runs as parallel tasks and the first output comes soon however long the list."""
+    blocks = min(MAX_KEY_BLOCKS, max(1, math.ceil(len(keys) / per_block)))
+    return ray.data.from_items([{"key": k} for k in keys], override_num_blocks=blocks)
 
 
 def colorize_dataset(keys: list[str], settings: JobSettings, resources: Resources) -> ray.data.Dataset:
     """The job's chain of stages over `keys`; lazy: nothing runs until the manifest is written."""
+    options = ray.data.DataContext.get_current().execution_options
+    options.resource_limits = options.resource_limits.copy(object_store_memory=resources.object_store_bytes)
     return (
         keys_dataset(keys, resources.batch_size)
         .map_batches(read_and_decode, fn_kwargs={"settings": settings}, batch_size=resources.batch_size,

@@ -42,6 +42,13 @@ def ragged(arrays: list[np.ndarray]) -> np.ndarray:
     return column
 
 
+def node_id() -> str:
+    """The Ray node this stage runs on (the manifest's decode_node, predict_node, encode_node), "" outside Ray."""
+    import ray  # only to ask; the stages themselves run without a cluster
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+
+
 def unsafe_key_reason(key: str) -> str | None:
     """Why `key` may not be written under the output prefix (it would escape it), or None if it is safe."""
     if not key or key.startswith("/") or "://" in key or "\\" in key:
@@ -86,7 +93,8 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
             rows[column].append(value)
     return {"key": batch["key"], **{c: np.array(v) for c, v in rows.items()}, "L": ragged(Ls),
             "model_input": ragged(inputs), "alpha": ragged(alphas),
-            "exv": np.array(exvs, dtype=object), "icc": np.array(iccs, dtype=object)}  # metadata, a few KB
+            "exv": np.array(exvs, dtype=object), "icc": np.array(iccs, dtype=object),  # metadata, a few KB
+            "decode_node": np.full(len(Ls), node_id(), dtype=object)}
 
 
 class Predictor:
@@ -111,7 +119,7 @@ class Predictor:
                 ab[row] = predicted[i]
             seconds[todo] = (time.perf_counter() - start) / todo.sum()
         batch = {c: v for c, v in batch.items() if c != "model_input"}
-        return {**batch, "ab": ragged(ab), "predict_s": seconds}
+        return {**batch, "ab": ragged(ab), "predict_s": seconds, "predict_node": np.full(len(todo), node_id(), dtype=object)}
 
 
 def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dict[str, np.ndarray]:
@@ -153,6 +161,7 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
         "metadata": carried,
         "encode_s": encode_s,
         "write_s": write_s,
+        "encode_node": np.full(n, node_id(), dtype=object),
         "model": np.full(n, settings.model_uri, dtype=object),
         "model_sha256": np.full(n, settings.model_sha256, dtype=object),
         "run_id": np.full(n, settings.run_id, dtype=object),

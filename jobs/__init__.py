@@ -7,3 +7,35 @@ import sys
 if not os.environ.get("RAY_ADDRESS") and not any(a.startswith("--ray-address") for a in sys.argv):
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the job's own output
+
+
+def settings_from_environment(parser, prefix: str = "COLORIZE_"):
+    """Let every flag also come from the environment: --input-list from COLORIZE_INPUT_LIST, and so on.
+
+    The same job then takes its settings the same way on a laptop, under `ray job submit` (with
+    --runtime-env-json '{"env_vars": {...}}') and in a KubeRay RayJob (the pod's `env`). A flag on the command
+    line wins over the environment. Values go through the flag's own type and choices checks.
+    """
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help",):
+            continue
+        name = prefix + action.option_strings[-1].lstrip("-").replace("-", "_").upper()
+        if name not in os.environ:
+            continue
+        text = os.environ[name]
+        if action.nargs == 0:  # a switch such as --overwrite
+            if text.lower() not in ("1", "true", "yes", "0", "false", "no", ""):
+                parser.error(f"{name}={text!r}: use 1/true/yes or 0/false/no")
+            value = text.lower() in ("1", "true", "yes")
+        else:
+            value = text.split() if action.nargs in ("+", "*") else text
+            try:
+                value = [action.type(v) for v in value] if isinstance(value, list) and action.type else (
+                    action.type(value) if action.type else value)
+            except (TypeError, ValueError) as e:
+                parser.error(f"{name}={text!r}: {e}")
+            if action.choices is not None and any(v not in action.choices
+                                                  for v in (value if isinstance(value, list) else [value])):
+                parser.error(f"{name}={text!r}: choose from {', '.join(map(str, action.choices))}")
+        action.default, action.required = value, False
+    return parser

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from jobs import settings_from_environment
 from colorize_core import codec, pipeline
 from colorize_core.storage import model_file_sha256
 from colorize_core.stages import JobSettings
@@ -25,15 +26,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--input", required=True, help="folder or s3://bucket/prefix holding the black-and-white images")
     p.add_argument("--output", required=True, help="folder or s3://bucket/prefix for the colour images and _manifest/")
     p.add_argument("--input-list", help="Parquet, CSV or text file of keys relative to --input (no listing of --input)")
-    p.add_argument("--model", default=os.environ.get("COLORIZE_MODEL", DEFAULT_MODEL),
+    p.add_argument("--model", default=DEFAULT_MODEL,
                    help="colorizer .keras file, a path or s3:// (default: the shipped model)")
     p.add_argument("--s3-endpoint", default=os.environ.get("AWS_ENDPOINT_URL"),
                    help="endpoint of an S3-compatible server, e.g. http://127.0.0.1:8333 (default: AWS_ENDPOINT_URL)")
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose output already exists")
     p.add_argument("--jpeg-quality", type=int, default=95, choices=range(1, 101), metavar="1..100")
-    p.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
-                   help="model compute precision (bfloat16 is much faster on CPUs with AMX)")
-    p.add_argument("--batch-size", type=int, help="images per model batch (default 16 on CPU, 64 on GPU)")
+    p.add_argument("--precision", choices=pipeline.PRECISIONS, default="auto",
+                   help="model compute precision (default auto: bfloat16 on GPUs, float32 on CPUs; bfloat16 is "
+                        "also faster on CPUs with AMX)")
+    p.add_argument("--batch-size", type=int, help="images per model batch (default 16 on CPU, 128 on GPU)")
     p.add_argument("--actors", type=int, help="model replicas (default: one per GPU, else one)")
     p.add_argument("--cpus-per-actor", type=float, help="CPUs reserved by each model actor (default 1)")
     p.add_argument("--gpus-per-actor", type=float, help="GPUs per model actor (default 1 where the cluster has GPUs)")
@@ -43,9 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"refuse larger images, from their header, before decoding (default {codec.DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--max-error-fraction", type=float, default=0.01,
                    help="exit non-zero when more than this fraction of inputs fail (default 0.01)")
+    p.add_argument("--object-store-mib", type=int,
+                   help="cap on the object store the job's images in flight may hold; it keeps memory flat however "
+                        "many inputs (default 512 per model actor)")
     p.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray started here)")
-    args = p.parse_args(argv)
-    for name in ("batch_size", "actors", "max_pixels"):
+    args = settings_from_environment(p).parse_args(argv)
+    for name in ("batch_size", "actors", "max_pixels", "object_store_mib"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if not 0 <= args.max_error_fraction <= 1:
@@ -82,13 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no images found under {args.input}")
     model_sha256 = model_file_sha256(args.model, args.s3_endpoint)
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    settings = JobSettings(source, target, args.model, model_sha256, run_id, args.overwrite, args.jpeg_quality,
-                           args.precision, args.max_pixels)
-
     pipeline.init_ray(args.ray_address)
-    resources = pipeline.default_resources(args.batch_size, args.actors, args.cpus_per_actor, args.gpus_per_actor)
+    resources = pipeline.default_resources(args.batch_size, args.actors, args.cpus_per_actor, args.gpus_per_actor,
+                                            args.object_store_mib)
+    settings = JobSettings(source, target, args.model, model_sha256, run_id, args.overwrite, args.jpeg_quality,
+                           pipeline.resolve_precision(args.precision, resources), args.max_pixels)
     print(f"colorize: {len(keys)} inputs from {args.input} -> {args.output}; model {args.model} "
-          f"(sha256 {model_sha256[:12]}); {resources}", flush=True)
+          f"(sha256 {model_sha256[:12]}), {settings.precision}; {resources}", flush=True)
     start = time.perf_counter()
     folder = pipeline.write_manifest(pipeline.colorize_dataset(keys, settings, resources), target, run_id)
     seconds = time.perf_counter() - start

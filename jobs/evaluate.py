@@ -11,6 +11,7 @@ the result is measured against the photo: PSNR, SSIM, CIEDE2000 and colourfulnes
 import argparse
 import csv
 import json
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from jobs import settings_from_environment
 from colorize_core import evaluation, metrics, pipeline, report
 from colorize_core.stages import JobSettings
 from colorize_core.storage import IMAGE_EXTENSIONS, Location, model_file_sha256
@@ -37,12 +39,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="folder for per_image.parquet/.csv, summary.json, report.html, images/")
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--protocol", choices=evaluation.PROTOCOLS, default="full")
-    p.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32")
+    p.add_argument("--precision", choices=pipeline.PRECISIONS, default="auto",
+                   help="as the colorize job's (default auto: bfloat16 on GPUs, float32 on CPUs)")
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--s3-endpoint")
+    p.add_argument("--s3-endpoint", default=os.environ.get("AWS_ENDPOINT_URL"),
+                   help="endpoint of an S3-compatible server (default: AWS_ENDPOINT_URL)")
     p.add_argument("--compare", nargs="+", metavar="SUMMARY.json",
                    help="print the difference of this evaluation (or of the first file given) against another")
-    args = p.parse_args(argv)
+    args = settings_from_environment(p).parse_args(argv)
     if args.input is None and not (args.compare and len(args.compare) == 2):
         p.error("give --input and --out to evaluate, or --compare A.json B.json to compare two evaluations")
     if args.input is not None and args.out is None:
@@ -73,6 +77,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     work = Location(str(out / "images"))
     pipeline.init_ray()
     resources = pipeline.default_resources(args.batch_size, None, None, None)
+    precision = pipeline.resolve_precision(args.precision, resources)
 
     made = pipeline.keys_dataset(keys, resources.batch_size).map_batches(
         evaluation.make_grey_versions, fn_kwargs={"source": source, "work": work, "protocol": args.protocol},
@@ -86,7 +91,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     model_sha256 = model_file_sha256(args.model, args.s3_endpoint)
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     settings = JobSettings(Location(str(out / "images" / "grey")), Location(str(out / "images" / "colour")),
-                           args.model, model_sha256, run_id, overwrite=True, precision=args.precision)
+                           args.model, model_sha256, run_id, overwrite=True, precision=precision)
     grey_keys = [evaluation.grey_key(k) for k in keys]
     folder = pipeline.write_manifest(pipeline.colorize_dataset(grey_keys, settings, resources), settings.output, run_id)
     colorized = pipeline.read_manifest(settings.output, folder)
@@ -99,7 +104,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     summary = {
         "input": args.input, "split": args.split, "protocol": args.protocol,
         "protocol_description": PROTOCOL_DESCRIPTIONS[args.protocol], "model_name": Path(args.model).name,
-        "model_path": args.model, "model_sha256": model_sha256, "precision": args.precision, "images": len(rows),
+        "model_path": args.model, "model_sha256": model_sha256, "precision": precision, "images": len(rows),
         "not_evaluated": len(failed), "model": metrics.summarize(rows, "model_"),
         "grey_baseline": metrics.summarize(rows, "grey_"), "colorize_manifest": folder,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

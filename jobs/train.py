@@ -14,6 +14,7 @@ import json
 import os
 import sys
 
+from jobs import settings_from_environment
 from colorize_core import pipeline, training
 from colorize_core.storage import Location
 from jobs.colorize import DEFAULT_MODEL
@@ -47,8 +48,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                    help="bfloat16: mixed precision (float32 weights; fast on CPUs with AMX and on GPUs)")
     p.add_argument("--max-failures", type=int, default=2, help="restarts from the last checkpoint after a lost worker")
-    p.add_argument("--s3-endpoint")
-    return p.parse_args(argv)
+    p.add_argument("--s3-endpoint", default=os.environ.get("AWS_ENDPOINT_URL"),
+                   help="endpoint of an S3-compatible server (default: AWS_ENDPOINT_URL)")
+    return settings_from_environment(p).parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
