@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", default="/tmp/colorize-s3", help="where SeaweedFS keeps its data")
     p.add_argument("--port", type=int, default=8333)
     p.add_argument("--bucket", default="archive", help="bucket to create")
+    p.add_argument("--env-file", type=Path, help="also write the exports to this file once the server is up")
     args = p.parse_args(argv)
     server = LocalS3(args.dir, args.port).start()
     try:
@@ -126,8 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     except server.client().exceptions.BucketAlreadyOwnedByYou:
         pass
     print(f"S3 at {server.endpoint}, bucket s3://{args.bucket}; in another shell:")
-    for name, value in server.env().items():
-        print(f"export {name}={value}")
+    exports = "".join(f"export {name}={value}\n" for name, value in server.env().items())
+    print(exports, end="")
+    if args.env_file:  # written whole (renamed into place), so a script may wait for it to appear
+        args.env_file.with_suffix(".tmp").write_text(exports)
+        args.env_file.with_suffix(".tmp").rename(args.env_file)
     print(f"aws s3 cp --recursive examples s3://{args.bucket}/scans/   # or any S3 client\n"
           f"python -m jobs.colorize --input s3://{args.bucket}/scans/ --output s3://{args.bucket}/colour/")
     try:
