@@ -28,7 +28,7 @@ evaluate: install
 	$(PY) -m jobs.evaluate --input ../shared/datasets/photos --split val --out out/eval-val
 
 test: install
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=15
 
 clean:
 	rm -rf out $(VENV)

@@ -45,8 +45,8 @@ def linked_inputs(folder: Path, n: int) -> list[str]:
     return keys
 
 
-def tree_pss_bytes(root: int) -> int:
-    """Sum of PSS over `root` and all its descendants."""
+def tree_pss_bytes(root: int) -> dict[str, int]:
+    """PSS over `root` and all its descendants, summed by process name (/proc/PID/comm)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -55,26 +55,30 @@ def tree_pss_bytes(root: int) -> int:
                 children.setdefault(ppid, []).append(int(entry))
             except (OSError, IndexError, ValueError):
                 pass
-    total, todo = 0, [root]
+    by_name, todo = {}, [root]
     while todo:
         pid = todo.pop()
         todo.extend(children.get(pid, []))
         try:
+            name = open(f"/proc/{pid}/comm").read().strip()
             for line in open(f"/proc/{pid}/smaps_rollup"):
                 if line.startswith("Pss:"):
-                    total += int(line.split()[1]) * 1024
+                    by_name[name] = by_name.get(name, 0) + int(line.split()[1]) * 1024
         except OSError:
             pass
-    return total
+    return by_name
 
 
 def run(inputs: Path, output: Path, model: Path, extra: list[str], stop_after_first_s: float | None) -> dict:
     job = subprocess.Popen([sys.executable, "-m", "jobs.colorize", "--input", str(inputs), "--output", str(output),
                             "--model", str(model), "--batch-size", "16", *extra], cwd=ROOT, start_new_session=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    start, peak, first = time.perf_counter(), 0, None
+    start, peak, first, at_peak, quarters = time.perf_counter(), 0, None, {}, []
     while job.poll() is None:
-        peak = max(peak, tree_pss_bytes(job.pid))
+        by_name = tree_pss_bytes(job.pid)
+        if sum(by_name.values()) > peak:
+            peak, at_peak = sum(by_name.values()), by_name
+        quarters.append(sum(by_name.values()))
         if first is None and output.exists() and any(e.name.endswith(".jpg") for e in os.scandir(output)):
             first = time.perf_counter() - start
         if first is not None and stop_after_first_s is not None and time.perf_counter() - start > first + stop_after_first_s:
@@ -82,21 +86,27 @@ def run(inputs: Path, output: Path, model: Path, extra: list[str], stop_after_fi
             job.wait()
             break
         time.sleep(0.2)
+    # The peak in each quarter of the run: a streaming job's memory levels off; one that keeps growing does not.
+    n = max(1, len(quarters) // 4)
     return {"seconds": time.perf_counter() - start, "peak_gib": peak / 2**30, "first_output_s": first,
-            "exit": job.returncode}
+            "exit": job.returncode,
+            "peak_by_quarter_gib": [round(max(quarters[i:i + n]) / 2**30, 2) for i in range(0, n * 4, n)],
+            "at_peak_gib": {k: round(v / 2**30, 2) for k, v in sorted(at_peak.items(), key=lambda kv: -kv[1])
+                            if v > 2**26}}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, nargs="+", default=[500, 5000])
     p.add_argument("--list", type=int, default=0, help="also run an input list of this many keys, to its first output")
+    p.add_argument("--job-flags", default="", help="more flags for the job, e.g. '--object-store-mib 256'")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="colorize-memory-"))
     model = tiny_model(work / "tiny.keras")
     results = {}
     for n in args.n:
         linked_inputs(work / f"in-{n}", n)
-        results[n] = run(work / f"in-{n}", work / f"out-{n}", model, [], None)
+        results[n] = run(work / f"in-{n}", work / f"out-{n}", model, args.job_flags.split(), None)
         print(f"RESULT {n} images: {results[n]}", flush=True)
     if len(args.n) > 1:
         low, high = results[min(args.n)], results[max(args.n)]
@@ -104,7 +114,8 @@ def main() -> None:
     if args.list:
         keys = linked_inputs(work / "in-list", args.list)
         (work / "keys.txt").write_text("\n".join(keys) + "\n")
-        result = run(work / "in-list", work / "out-list", model, ["--input-list", str(work / "keys.txt")], 30.0)
+        result = run(work / "in-list", work / "out-list", model,
+                     ["--input-list", str(work / "keys.txt"), *args.job_flags.split()], 30.0)
         print(f"RESULT input list of {args.list} keys (stopped 30 s after the first output): {result}", flush=True)
 
 

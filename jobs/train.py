@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.write_atomic(f"{args.name}/colorizer.keras", open(os.path.join(folder, "colorizer.keras"), "rb").read())
         state = json.load(open(os.path.join(folder, "state.json")))
     runs.write_atomic(f"{args.name}/metrics.json", json.dumps(state, indent=1).encode())
-    print(f"trained to epoch {state['epoch']}; {args.output}/{args.name}/colorizer.keras; last: {state['history'][-1]}")
+    print(f"trained to epoch {state['epoch']}; {args.output.rstrip('/')}/{args.name}/colorizer.keras; last: {state['history'][-1]}")
     return 0
 
 
