@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bucket", default="archive", help="bucket to create")
     p.add_argument("--env-file", type=Path, help="also write the exports to this file once the server is up")
     args = p.parse_args(argv)
+    if args.env_file:
+        args.env_file.unlink(missing_ok=True)  # a file left by an earlier server would name stale credentials
     server = LocalS3(args.dir, args.port).start()
     try:
         server.client().create_bucket(Bucket=args.bucket)
