@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.env_file:
         args.env_file.unlink(missing_ok=True)  # a file left by an earlier server would name stale credentials
     server = LocalS3(args.dir, args.port).start()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill` stops the server too: the finally below runs
     try:
         server.client().create_bucket(Bucket=args.bucket)
     except server.client().exceptions.BucketAlreadyOwnedByYou:
