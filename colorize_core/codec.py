@@ -93,10 +93,11 @@ def decode_original(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Origin
                          "the bit depth, so it is not colorized; save it as PNG")
     if _may_have_alpha(data, fmt):  # decoded as stored, with its alpha; OpenCV then leaves the orientation to us
         stored = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if stored is not None and stored.ndim == 3 and stored.shape[2] == 4 and stored.dtype in (np.uint8, np.uint16):
+        if stored is not None and stored.ndim == 3 and stored.shape[2] in (3, 4) and stored.dtype in (np.uint8, np.uint16):
             upright = _UPRIGHT.get(header.orientation, lambda a: a)
-            return Original(upright(np.ascontiguousarray(stored[..., :3])), fmt,
-                            upright(np.ascontiguousarray(stored[..., 3])), header)
+            alpha = upright(np.ascontiguousarray(stored[..., 3])) if stored.shape[2] == 4 else None
+            # Without alpha (an opaque WebP or palette PNG) this is what decode() would return: not decoded twice.
+            return Original(upright(np.ascontiguousarray(stored[..., :3])), fmt, alpha, header)
     image, fmt = decode(data)
     return Original(image, fmt, None, header)
 

@@ -14,9 +14,8 @@ import numpy as np
 
 from jobs import settings_from_environment
 from colorize_core import codec, pipeline
-from colorize_core.storage import model_file_sha256
 from colorize_core.stages import JobSettings
-from colorize_core.storage import IMAGE_EXTENSIONS, Location
+from colorize_core.storage import IMAGE_EXTENSIONS, Location, model_file_sha256
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "colorizer.keras")
 

@@ -1,4 +1,6 @@
 """Job settings come from flags or from COLORIZE_<FLAG> environment variables, the same way everywhere."""
+import os
+
 import pytest
 
 from jobs import colorize, evaluate, train
@@ -6,8 +8,6 @@ from jobs import colorize, evaluate, train
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
-    import os
-
     for name in [n for n in os.environ if n.startswith("COLORIZE_")]:
         monkeypatch.delenv(name)
 
