@@ -24,7 +24,7 @@ from colorize_core import pipeline
 from colorize_core.lab import MODEL_SIZE
 from colorize_core.model import load_colorizer
 from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode
-from colorize_core.storage import Location, model_file_sha256
+from colorize_core.storage import Location, inspect_model_file
 from jobs import colorize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +54,10 @@ def naive_loop(folder_in: Path, folder_out: Path, model_path: str, precision: st
     """Images/s of the baseline a pipeline must beat: read, decode, predict, encode, write, one batch at a time."""
     source, target = Location(str(folder_in)), Location(str(folder_out))
     keys = source.list_keys()
-    settings = JobSettings(source, target, model_path, model_file_sha256(model_path), "naive", precision=precision)
+    model = inspect_model_file(model_path)
+    temperature, chroma_gain = pipeline.resolve_knobs(model, None, None)  # the model's own defaults, as the job
+    settings = JobSettings(source, target, model_path, model.sha256, "naive", precision=precision,
+                           temperature=temperature, chroma_gain=chroma_gain)
     start = time.perf_counter()
     predictor = Predictor(settings)
     for i in range(0, len(keys), batch_size):

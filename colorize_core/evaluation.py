@@ -20,15 +20,6 @@ def grey_key(key: str) -> str:
     return f"{key}.png"
 
 
-def centre_crop(image: np.ndarray, size: int = 256) -> np.ndarray:
-    """Short side resized to `size`, then the centre size x size square."""
-    h, w = image.shape[:2]
-    scale = size / min(h, w)
-    resized = cv2.resize(image, (max(size, round(w * scale)), max(size, round(h * scale))), interpolation=cv2.INTER_AREA)
-    top, left = (resized.shape[0] - size) // 2, (resized.shape[1] - size) // 2
-    return resized[top:top + size, left:left + size]
-
-
 def make_grey_versions(batch: dict[str, np.ndarray], source: Location, work: Location, protocol: str
                        ) -> dict[str, np.ndarray]:
     """CPU stage: each colour photo -> truth/KEY.png (as evaluated) and grey/KEY.png (its L with a = b = 0).
@@ -40,7 +31,7 @@ def make_grey_versions(batch: dict[str, np.ndarray], source: Location, work: Loc
         try:
             truth, _ = codec.decode(source.read(key))
             if protocol == "crop256":
-                truth = centre_crop(truth, 256)
+                truth = lab.centre_crop(truth, 256)
             L = lab.bgr_to_lab(truth)[..., 0]
             grey = lab.recombine(L, np.zeros((lab.MODEL_SIZE, lab.MODEL_SIZE, 2), np.float32), truth.dtype)
             work.write_atomic(f"truth/{grey_key(key)}", codec.encode(truth, "png"))
@@ -78,3 +69,16 @@ def measure(batch: dict[str, np.ndarray], work: Location) -> dict[str, np.ndarra
         })
     text = ("key", "thumb_truth", "thumb_grey", "thumb_colour")
     return {c: np.array([r[c] for r in rows], dtype=object if c in text else None) for c in rows[0]} if rows else {}
+
+
+def confidence_spearman(rows: list[dict]) -> float | None:
+    """Does colour_confidence mean something? The Spearman rank correlation, over images, between it and the
+    image's CIEDE2000 gain over grey (grey's error - the model's: positive where colour helped). None where the
+    model gives no confidence (regression head) or there are fewer than 3 images."""
+    from scipy.stats import spearmanr
+
+    pairs = [(r["colour_confidence"], r["grey_ciede2000"] - r["model_ciede2000"]) for r in rows
+             if r.get("colour_confidence") is not None]
+    if len(pairs) < 3:
+        return None
+    return float(spearmanr(*zip(*pairs)).statistic)

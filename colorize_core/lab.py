@@ -30,6 +30,15 @@ def model_input(L: np.ndarray) -> np.ndarray:
     return cv2.resize(L, (MODEL_SIZE, MODEL_SIZE), interpolation=cv2.INTER_AREA)
 
 
+def centre_crop(image: np.ndarray, size: int = 256) -> np.ndarray:
+    """Short side resized to `size`, then the centre size x size square."""
+    h, w = image.shape[:2]
+    scale = size / min(h, w)
+    resized = cv2.resize(image, (max(size, round(w * scale)), max(size, round(h * scale))), interpolation=cv2.INTER_AREA)
+    top, left = (resized.shape[0] - size) // 2, (resized.shape[1] - size) // 2
+    return resized[top:top + size, left:left + size]
+
+
 # Where a Lab colour leaves the sRGB gamut: OpenCV's own Lab -> BGR clips silently there, and clipping would
 # change L. CIE Lab -> f(X/Xn), f(Y/Yn), f(Z/Zn) is affine; f^-1 then linear RGB (sRGB primaries, D65 white:
 # OpenCV's constants) is checked unclipped. cv2.transform and inRange keep it fast on 24-megapixel scans.
@@ -71,15 +80,16 @@ def _pull_into_gamut(lab: np.ndarray) -> None:
 BAND_ROWS = 256  # recombine works a band of rows at a time: float temporaries stay small on large scans
 
 
-def recombine(L: np.ndarray, ab_model: np.ndarray, dtype: type = np.uint8) -> np.ndarray:
-    """Original full-resolution L (H, W) + predicted ab (224, 224, 2) in [-1, 1] -> BGR image of `dtype`.
+def recombine(L: np.ndarray, ab_model: np.ndarray, dtype: type = np.uint8, chroma_gain: float = 1.0) -> np.ndarray:
+    """Original full-resolution L (H, W) + predicted ab (h, w, 2) / 128 -> BGR image of `dtype`.
 
-    ab is upsampled to the original size and put on the ORIGINAL L. Where (L, a, b) falls outside
+    ab, times `chroma_gain` (more or less colour, hue kept), is upsampled to the original size and put on the
+    ORIGINAL L. Where (L, a, b) falls outside
     sRGB, clipping RGB would change L, so instead each such pixel's chroma is shrunk toward grey
     (always in gamut) by bisection: the output's L stays the input's L.
     """
     h, w = L.shape
-    ab = cv2.resize(ab_model.astype(np.float32) * AB_SCALE, (w, h), interpolation=cv2.INTER_CUBIC).reshape(h, w, 2)
+    ab = cv2.resize(ab_model.astype(np.float32) * (AB_SCALE * chroma_gain), (w, h), interpolation=cv2.INTER_CUBIC).reshape(h, w, 2)
     white = float(np.iinfo(dtype).max)  # bgr is in [0, 1]: scale and round
     out = np.empty((h, w, 3), dtype)
     for top in range(0, h, BAND_ROWS):

@@ -52,3 +52,26 @@ class RebalancedMSE(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "weights": self.weights.tolist()}
+
+
+class RebalancedCrossEntropy(keras.losses.Loss):
+    """The classification head's loss: cross-entropy between the soft-encoded true colour and the predicted
+    distribution over the colour classes, each pixel weighted by its true colour's rebalancing weight
+    (colour_classes.rebalancing_weights). y_true is ab / 128 (B, h, w, 2); y_pred the logits (B, h, w, Q)."""
+
+    def __init__(self, centres: np.ndarray, weights: np.ndarray, name: str = "rebalanced_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.centres = np.asarray(centres, np.float32)
+        self.weights = np.asarray(weights, np.float32)
+
+    def call(self, y_true, y_pred):
+        from colorize_core import colour_classes
+
+        ab = ops.cast(y_true, "float32") * 128.0
+        target = colour_classes.soft_encode(ab, self.centres)
+        w = ops.take(ops.convert_to_tensor(self.weights), colour_classes.nearest_bin(ab, self.centres))
+        cross_entropy = -ops.sum(target * ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1), axis=-1)
+        return ops.mean(w * cross_entropy, axis=(1, 2))
+
+    def get_config(self):
+        return {**super().get_config(), "centres": self.centres.tolist(), "weights": self.weights.tolist()}

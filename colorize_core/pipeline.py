@@ -4,13 +4,11 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
-import pyarrow.parquet as pq
 import ray
 
 from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode
-from colorize_core.storage import Location
+from colorize_core.storage import Location, ModelFile
 
 MANIFEST_DIR = "_manifest"
 ACTOR_MEMORY = 2 * 1024**3  # bytes: the colorizer in TensorFlow with a batch in flight
@@ -76,20 +74,20 @@ def resolve_precision(precision: str, resources: Resources) -> str:
     return "bfloat16" if resources.gpus_per_actor else "float32"
 
 
-def read_key_list(uri: str, endpoint: str | None = None) -> list[str]:
-    """Keys from an input list: Parquet or CSV (column "key", else the first column) or a text file (a key a line)."""
-    folder, name = uri.rsplit("/", 1) if "/" in uri else (".", uri)
-    location = Location(folder, endpoint)
-    path = location.path(name)
-    if name.endswith(".parquet"):
-        table = pq.read_table(path, filesystem=location.fs)
-    elif name.endswith(".csv"):
-        with location.fs.open_input_stream(path) as f:
-            table = pacsv.read_csv(f)
-    else:
-        return [line.strip() for line in location.read(name).decode("utf-8").splitlines() if line.strip()]
-    column = table.column("key") if "key" in table.column_names else table.column(0)
-    return [str(k) for k in column.to_pylist() if k]
+def resolve_knobs(model: ModelFile, temperature: float | None, chroma_gain: float | None) -> tuple[float | None, float]:
+    """The temperature and chroma gain a run uses: those asked for, else the model file's own defaults (which
+    reproduce its output as saved). ValueError for a temperature on a regression model or values out of range."""
+    if temperature is not None:
+        if model.head != "classification":
+            raise ValueError("--temperature applies to the classification head only, and this model has the "
+                             "regression head: leave it out (--chroma-gain works with either head)")
+        if not 0 < temperature <= 10:
+            raise ValueError(f"--temperature must be in (0, 10], not {temperature} (1: the predicted mean; "
+                             "smaller: more vivid, toward the most likely colour)")
+    if chroma_gain is not None and not 0 <= chroma_gain <= 4:
+        raise ValueError(f"--chroma-gain must be in [0, 4], not {chroma_gain} (0: grey, 1: as predicted)")
+    return (model.temperature if temperature is None else temperature,
+            model.chroma_gain if chroma_gain is None else chroma_gain)
 
 
 MAX_KEY_BLOCKS = 1000  # 6,250 blocks for 100,000 keys took the driver 20 s before the first task ran

@@ -40,17 +40,48 @@ def _number(value: float) -> str:
     return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
 
 
+def confidence_scatter(rows: list[dict], spearman: float) -> str:
+    """An inline SVG: each image's colour_confidence (x) against its CIEDE2000 gain over grey (y)."""
+    points = [(r["colour_confidence"], r["grey_ciede2000"] - r["model_ciede2000"], r["key"]) for r in rows]
+    width, height, pad = 480, 300, 40
+    xs, ys = [x for x, _, _ in points], [y for _, y, _ in points]
+    x0, x1 = min(xs), max(xs) + 1e-9
+    y0, y1 = min(min(ys), 0.0), max(max(ys), 0.0) + 1e-9
+
+    def sx(x):
+        return pad + (x - x0) / (x1 - x0) * (width - 2 * pad)
+
+    def sy(y):
+        return height - pad - (y - y0) / (y1 - y0) * (height - 2 * pad)
+
+    dots = "".join(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3"><title>{escape(str(key))}: confidence '
+                   f'{x:.3f}, gain {y:+.2f}</title></circle>' for x, y, key in points)
+    return f"""<h2>Does the confidence mean something?</h2>
+<p>Each dot an image: <b>colour_confidence</b> (x, the manifest's column) against how much the colour improved on
+grey (y, grey's CIEDE2000 - the model's; above the line colour helped). Spearman correlation: <b>{spearman:+.3f}</b>.
+An archivist sorting by confidence, lowest first, looks first at the images most likely to be wrong.</p>
+<svg id="confidence-scatter" width="{width}" height="{height}" role="img" aria-label="confidence against CIEDE2000 gain">
+<rect x="{pad}" y="{pad}" width="{width - 2 * pad}" height="{height - 2 * pad}" fill="none" stroke="#999"/>
+<line x1="{pad}" x2="{width - pad}" y1="{sy(0):.1f}" y2="{sy(0):.1f}" stroke="#c33" stroke-dasharray="4 3"/>
+<g fill="#258" fill-opacity="0.6">{dots}</g>
+<text x="{width / 2}" y="{height - 8}" text-anchor="middle">colour_confidence ({x0:.3f} .. {x1:.3f})</text>
+<text x="12" y="{height / 2}" transform="rotate(-90 12 {height / 2})" text-anchor="middle">CIEDE2000 gain over grey ({y0:+.1f} .. {y1:+.1f})</text>
+</svg>"""
+
+
 def render(summary: dict, rows: list[dict]) -> str:
     """The report as one HTML string; thumbnails are data: URIs already in `rows`."""
     model, grey = summary["model"], summary["grey_baseline"]
+    spearman = summary.get("confidence_spearman")
+    columns = COLUMNS + ((("colour_confidence", "confidence", "low"),) if spearman is not None else ())
     head = "".join(f"<tr><th>{escape(label)}</th><td>{_number(model[m])}</td><td>{_number(grey[m])}</td>"
                    f"<td>{_number(model[m] - grey[m])}</td><td>{escape(better)}</td></tr>"
                    for m, label, better in SUMMARY)
-    headings = "".join(f'<th data-column="{c}" data-worse="{worse}">{escape(label)}</th>' for c, label, worse in COLUMNS)
+    headings = "".join(f'<th data-column="{c}" data-worse="{worse}">{escape(label)}</th>' for c, label, worse in columns)
     body = []
     for row in rows:
         values = {**row, "cf_gap": abs(row["model_cf"] - row["truth_cf"]), "psnr_gain": row["model_psnr"] - row["grey_psnr"]}
-        cells = "".join(f'<td data-column="{c}" data-value="{values[c]!r}">{_number(values[c])}</td>' for c, _, _ in COLUMNS)
+        cells = "".join(f'<td data-column="{c}" data-value="{values[c]!r}">{_number(values[c])}</td>' for c, _, _ in columns)
         images = "".join(f'<td><img src="{row[f"thumb_{name}"]}" alt="{name} {escape(row["key"])}"></td>'
                          for name in ("grey", "colour", "truth"))
         body.append(f'<tr><td class="name">{escape(row["key"])}</td>{images}{cells}</tr>')
@@ -58,12 +89,15 @@ def render(summary: dict, rows: list[dict]) -> str:
 <html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <title>Colorization evaluation: {escape(summary["model_name"])}</title><style>{STYLE}</style></head><body>
 <h1>Colorization evaluation</h1>
-<p>Model <b>{escape(summary["model_name"])}</b> (sha256 {escape(summary["model_sha256"])}) on {summary["images"]} images
+<p>Model <b>{escape(summary["model_name"])}</b> (sha256 {escape(summary["model_sha256"])}; {escape(summary.get("head", "regression"))}
+head{escape(f", temperature {summary['temperature']}") if summary.get("temperature") is not None else ""}, chroma gain
+{summary.get("chroma_gain", 1.0)}) on {summary["images"]} images
 from {escape(summary["input"])}{escape(" (split " + summary["split"] + ")") if summary.get("split") else ""}.
 Protocol: <b>{escape(summary["protocol_description"])}</b>. Metrics on RGB 0-255; CF is Hasler and S&uuml;sstrunk's
 colourfulness. The grey baseline is each photo's own L with a = b = 0.</p>
 <table id="summary"><tr><th>mean over images</th><th>model</th><th>grey baseline</th><th>model - grey</th><th>better</th></tr>
 {head}<tr><th>truth CF</th><td colspan="4">{_number(model["truth_cf"])}</td></tr></table>
+{confidence_scatter(rows, spearman) if spearman is not None else ""}
 <h2>Every image, worst first</h2><p>Click a heading to sort by it (first click: worst first).</p>
 <table id="images"><thead><tr><th>image</th><th>grey</th><th>colorized</th><th>original</th>{headings}</tr></thead>
 <tbody>

@@ -31,6 +31,8 @@ class JobSettings:
     jpeg_quality: int = 95
     precision: str = "float32"
     max_pixels: int = codec.DEFAULT_MAX_PIXELS
+    temperature: float | None = None  # the classification head's annealed-mean temperature (None: regression)
+    chroma_gain: float = 1.0  # applied in recombine: ab times this, L kept
 
 
 def ragged(arrays: list[np.ndarray]) -> np.ndarray:
@@ -98,28 +100,33 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
 
 
 class Predictor:
-    """Actor stage: batched predict of ab from the 224x224 L. One instance per actor holds the model."""
+    """Actor stage: batched predict of ab (and a confidence) from the 224x224 L. One instance per actor holds
+    the model, built with the run's temperature."""
 
     def __init__(self, settings: JobSettings):
-        from colorize_core.model import load_colorizer  # TensorFlow only in the actors
+        from colorize_core.model import Colorizer  # TensorFlow only in the actors
         from colorize_core.storage import fetch_model
 
-        self.model = load_colorizer(fetch_model(settings.model_uri, settings.model_sha256, settings.output.endpoint),
-                                    settings.precision)
+        self.colorizer = Colorizer.load(fetch_model(settings.model_uri, settings.model_sha256,
+                                                    settings.output.endpoint), settings.precision, settings.temperature)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         todo = batch["status"] == "todo"
         ab = [EMPTY_AB] * len(todo)
         seconds = np.zeros(len(todo))
+        confidence = np.full(len(todo), np.nan)  # NaN: no confidence (regression head, skipped or error rows)
         if todo.any():
             start = time.perf_counter()
             x = np.stack(list(batch["model_input"][todo]))[..., None]
-            predicted = np.asarray(self.model.predict_on_batch(x), dtype=np.float32)
+            predicted, confident = self.colorizer.predict(x)
             for i, row in enumerate(np.flatnonzero(todo)):
                 ab[row] = predicted[i]
+            if confident is not None:
+                confidence[todo] = confident
             seconds[todo] = (time.perf_counter() - start) / todo.sum()
         batch = {c: v for c, v in batch.items() if c != "model_input"}
-        return {**batch, "ab": ragged(ab), "predict_s": seconds, "predict_node": np.full(len(todo), node_id(), dtype=object)}
+        return {**batch, "ab": ragged(ab), "colour_confidence": confidence, "predict_s": seconds,
+                "predict_node": np.full(len(todo), node_id(), dtype=object)}
 
 
 def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dict[str, np.ndarray]:
@@ -137,7 +144,7 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
         try:
             start = time.perf_counter()
             dtype = np.uint16 if batch["bit_depth"][i] == 16 else np.uint8
-            image = lab.recombine(batch["L"][i], batch["ab"][i], dtype)
+            image = lab.recombine(batch["L"][i], batch["ab"][i], dtype, settings.chroma_gain)
             alpha = batch["alpha"][i] if batch["alpha"][i].size else None
             data = codec.encode(image, batch["format"][i], settings.jpeg_quality, alpha)
             try:
@@ -164,6 +171,8 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
         "encode_node": np.full(n, node_id(), dtype=object),
         "model": np.full(n, settings.model_uri, dtype=object),
         "model_sha256": np.full(n, settings.model_sha256, dtype=object),
+        "temperature": np.full(n, np.nan if settings.temperature is None else settings.temperature),
+        "chroma_gain": np.full(n, settings.chroma_gain),
         "run_id": np.full(n, settings.run_id, dtype=object),
         "timestamp": np.full(n, np.datetime64("now", "ms")),
     }

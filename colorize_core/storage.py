@@ -3,6 +3,7 @@
 S3 credentials come from the standard AWS chain (environment, ~/.aws, instance profile); `endpoint`
 (or AWS_ENDPOINT_URL) points at an S3-compatible server such as SeaweedFS or MinIO.
 """
+import csv
 import hashlib
 import io
 import json
@@ -15,7 +16,9 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
+import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 # Listed as images; .gif too, so that a GIF gets a manifest row saying why it is not colorized.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif")
@@ -120,6 +123,38 @@ class Location:
             ) from None
 
 
+def read_key_list(uri: str, endpoint: str | None = None) -> list[str]:
+    """Keys from an input list: Parquet or CSV (column "key", else the first column) or a text file (a key a line)."""
+    folder, name = uri.rsplit("/", 1) if "/" in uri else (".", uri)
+    location = Location(folder, endpoint)
+    path = location.path(name)
+    if name.endswith(".parquet"):
+        table = pq.read_table(path, filesystem=location.fs)
+    elif name.endswith(".csv"):
+        with location.fs.open_input_stream(path) as f:
+            table = pacsv.read_csv(f)
+    else:
+        return [line.strip() for line in location.read(name).decode("utf-8").splitlines() if line.strip()]
+    column = table.column("key") if "key" in table.column_names else table.column(0)
+    return [str(k) for k in column.to_pylist() if k]
+
+
+def select_keys(source: Location, split: str | None = None, input_list: str | None = None, limit: int | None = None,
+                extensions: tuple[str, ...] | None = IMAGE_EXTENSIONS) -> list[str]:
+    """The photos a training or evaluation run takes from `source`, sorted: one split of SOURCE/MANIFEST.csv
+    (columns path, split), or the keys of an input list (read_key_list), or every image under it; the first
+    `limit` of them."""
+    if split:
+        with source.fs.open_input_stream(source.path("MANIFEST.csv")) as f:
+            rows = csv.DictReader(f.read().decode("utf-8").splitlines())
+            keys = sorted(r["path"] for r in rows if r["split"] == split)
+    elif input_list:
+        keys = sorted(read_key_list(input_list, source.endpoint))
+    else:
+        keys = source.list_keys(extensions)
+    return keys[:limit] if limit else keys
+
+
 def file_sha256(path: str | Path) -> str:
     """sha256 of a file, recorded with every output so each colour image names the model that made it."""
     digest = hashlib.sha256()
@@ -142,9 +177,32 @@ def check_model_file(data: bytes) -> None:
         raise ValueError("the model holds a Lambda layer (arbitrary Python code): refused; rebuild it without one")
 
 
-def model_file_sha256(uri: str, endpoint: str | None = None) -> str:
-    """sha256 of the model file, local or on S3, after check_model_file (SystemExit if refused). Read once by
-    the driver; every actor checks its copy against it."""
+@dataclass(frozen=True)
+class ModelFile:
+    """What the driver knows of a model file before any actor loads it: its hash, its head and the defaults of
+    its knobs (read from its config.json, without TensorFlow)."""
+
+    sha256: str
+    head: str  # "regression" or "classification"
+    temperature: float | None  # the classification head's default annealed-mean temperature
+    chroma_gain: float  # the default gain: the file's final chroma_gain layer, else 1.0
+
+
+def _layer_configs(node):
+    """Every layer's {"class_name", "config"} in a Keras config.json, nested models included."""
+    if isinstance(node, dict):
+        if "class_name" in node and isinstance(node.get("config"), dict):
+            yield node
+        for value in node.values():
+            yield from _layer_configs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _layer_configs(value)
+
+
+def inspect_model_file(uri: str, endpoint: str | None = None) -> ModelFile:
+    """The model file's sha256, head and defaults, after check_model_file (SystemExit if refused). Read once by
+    the driver; every actor checks its copy against the hash."""
     if uri.startswith("s3://"):
         folder, name = uri.rsplit("/", 1)
         data = Location(folder, endpoint).read(name)
@@ -154,7 +212,18 @@ def model_file_sha256(uri: str, endpoint: str | None = None) -> str:
         check_model_file(data)
     except ValueError as e:
         raise SystemExit(f"model {uri}: {e}") from None
-    return hashlib.sha256(data).hexdigest()
+    config = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("config.json"))
+    layers = list(_layer_configs(config))
+    annealed = [l["config"] for l in layers if l["class_name"] == "AnnealedMean"]
+    outermost = config.get("config", {}).get("layers", [])
+    gain = [l["config"]["scale"] for l in outermost[-1:] if l.get("config", {}).get("name") == "chroma_gain"]
+    return ModelFile(hashlib.sha256(data).hexdigest(), "classification" if annealed else "regression",
+                     float(annealed[0]["temperature"]) if annealed else None, float(gain[0]) if gain else 1.0)
+
+
+def model_file_sha256(uri: str, endpoint: str | None = None) -> str:
+    """sha256 of the model file, local or on S3, after check_model_file (SystemExit if refused)."""
+    return inspect_model_file(uri, endpoint).sha256
 
 
 def fetch_model(uri: str, sha256: str, endpoint: str | None = None) -> str:

@@ -1,87 +1,209 @@
-"""Training on Ray Train: the CPU stage that turns photos into (L, ab) examples, and the per-worker loop.
+"""The training recipe, once: examples (augmentation and data preparation), the colour classes, the model to
+train, its loss, and validation. Two launchers run it: jobs/train.py on Ray Train (many workers, checkpoints
+and resume) and jobs/train_gpu.py on one GPU without Ray (JAX or TensorFlow).
 
-Keras 3's `fit` fails under TensorFlow's MultiWorkerMirroredStrategy (keras-team/keras#20585), so the
-distributed step is written here, once: model and optimizer built in the strategy's scope, a tf.function
-step run on every replica with the loss averaged over the global batch.
+Keras 3's `fit` fails under TensorFlow's MultiWorkerMirroredStrategy (keras-team/keras#20585), so the Ray
+Train step is written here: model and optimizer built in the strategy's scope, a tf.function step run on
+every replica with the loss averaged over the global batch.
 """
 import hashlib
 import json
 import os
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import cv2
 import numpy as np
 
-from colorize_core import codec, lab, metrics
-from colorize_core.evaluation import centre_crop
+from colorize_core import codec, colour_classes, lab, metrics
 from colorize_core.storage import Location
 
 TARGET = 56  # the loss is taken at 56x56: colour is smooth, and it is 16x cheaper than 224x224
+CROP_SCALE = (0.5, 1.0)  # random crops: a side of 50-100% of the photo's short side
+CLASS_SAMPLE = 1000  # photos whose targets give the colour classes and their prior
 
 
-def _example(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class Recipe:
+    """How a model is trained, whichever launcher runs it; the flags of both (jobs.add_recipe_flags)."""
+
+    head: str = "regression"  # or "classification"
+    loss: str = "mse"  # regression head: "mse" (the thesis's) or "rebalanced"
+    mix: float = 0.5  # rebalancing: weight 1 / ((1 - mix) p + mix / Q); 1 = no rebalancing
+    unfreeze: tuple[str, ...] = ()  # encoder blocks trained too, e.g. ("block4", "block5")
+    learning_rate: float = 1e-4
+    batch_size: int = 8
+    precision: str = "float32"  # or "bfloat16" (mixed: float32 weights)
+    temperature: float | None = None  # default annealed-mean temperature stored in the model (classification)
+
+    @classmethod
+    def from_args(cls, args) -> "Recipe":
+        return cls(args.head, args.loss, args.mix, tuple(args.unfreeze), args.learning_rate, args.batch_size,
+                   args.precision, args.default_temperature)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "unfreeze": list(self.unfreeze)}
+
+
+def augmented_crop(image: np.ndarray, rng: np.random.Generator, scale: tuple[float, float] = CROP_SCALE) -> np.ndarray:
+    """The training augmentation: a random square crop (side a `scale` fraction of the short side), flipped
+    left-right half the time, resized to the model's 224x224."""
+    h, w = image.shape[:2]
+    side = max(1, int(min(h, w) * rng.uniform(*scale)))
+    top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+    crop = cv2.resize(image[top:top + side, left:left + side], (lab.MODEL_SIZE, lab.MODEL_SIZE),
+                      interpolation=cv2.INTER_AREA)
+    return crop[:, ::-1] if rng.random() < 0.5 else crop
+
+
+def example(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A 224x224 BGR crop -> (its L (224, 224, 1) in [0, 100], its ab / 128 at 56x56): the network's input and target."""
     Lab = lab.bgr_to_lab(np.ascontiguousarray(crop))
     return Lab[..., :1], cv2.resize(Lab[..., 1:], (TARGET, TARGET), interpolation=cv2.INTER_AREA) / lab.AB_SCALE
 
 
-def _stack(examples: list, shape: tuple) -> np.ndarray:
+def stack(examples: list, shape: tuple) -> np.ndarray:
     return np.array(examples, np.float32).reshape(-1, *shape)
 
 
-def training_examples(batch: dict[str, np.ndarray], source: Location, scale: tuple[float, float] = (0.5, 1.0),
-                      seed: int | None = None) -> dict[str, np.ndarray]:
-    """CPU stage: photo keys -> random square crops (side a `scale` fraction of the short side), random flips,
-    resized to 224: L (224, 224, 1) in [0, 100] and ab / 128 at 56x56. Unreadable photos are dropped."""
-    rng = np.random.default_rng(seed)
-    Ls, abs_ = [], []
-    for key in batch["key"]:
-        try:
-            image, _ = codec.decode(source.read(key))
-        except (codec.ImageError, OSError):
-            continue
+def decode_photo(source: Location, key: str, max_side: int | None = None) -> np.ndarray | None:
+    """A training photo, BGR; its short side brought down to `max_side` if given; None if unreadable."""
+    try:
+        image, _ = codec.decode(source.read(key))
+    except (codec.ImageError, OSError):
+        return None
+    if max_side and min(image.shape[:2]) > max_side:
         h, w = image.shape[:2]
-        side = max(1, int(min(h, w) * rng.uniform(*scale)))
-        top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-        crop = cv2.resize(image[top:top + side, left:left + side], (lab.MODEL_SIZE, lab.MODEL_SIZE),
-                          interpolation=cv2.INTER_AREA)
-        L, ab = _example(crop[:, ::-1] if rng.random() < 0.5 else crop)
-        Ls.append(L), abs_.append(ab)
-    return {"L": _stack(Ls, (lab.MODEL_SIZE, lab.MODEL_SIZE, 1)), "ab": _stack(abs_, (TARGET, TARGET, 2))}
+        scale = max_side / min(h, w)
+        image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def examples_from_images(images: list[np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Decoded photos -> an augmented batch: L (B, 224, 224, 1) and ab / 128 (B, 56, 56, 2)."""
+    pairs = [example(augmented_crop(image, rng)) for image in images]
+    return {"L": stack([L for L, _ in pairs], (lab.MODEL_SIZE, lab.MODEL_SIZE, 1)),
+            "ab": stack([ab for _, ab in pairs], (TARGET, TARGET, 2))}
+
+
+def training_examples(batch: dict[str, np.ndarray], source: Location, seed: int | None = None) -> dict[str, np.ndarray]:
+    """CPU stage (Ray Data): photo keys -> an augmented batch (examples_from_images). Unreadable photos are dropped."""
+    images = [image for image in (decode_photo(source, key) for key in batch["key"]) if image is not None]
+    return examples_from_images(images, np.random.default_rng(seed))
 
 
 def validation_examples(batch: dict[str, np.ndarray], source: Location) -> dict[str, np.ndarray]:
-    """CPU stage: photo keys -> the same centre 224x224 crop every epoch (evaluation.centre_crop): L, ab / 128
-    at 56x56 and the crop itself as RGB 0..255 (`truth`), to measure the colorized crop against."""
+    """CPU stage: photo keys -> the same centre 224x224 crop every epoch (lab.centre_crop): L, ab / 128 at 56x56
+    and the crop itself as RGB 0..255 (`truth`), to measure the colorized crop against."""
     Ls, abs_, truths = [], [], []
     for key in batch["key"]:
-        try:
-            image, _ = codec.decode(source.read(key))
-        except (codec.ImageError, OSError):
+        image = decode_photo(source, key)
+        if image is None:
             continue
-        crop = centre_crop(image, lab.MODEL_SIZE)
-        L, ab = _example(crop)
+        crop = lab.centre_crop(image, lab.MODEL_SIZE)
+        L, ab = example(crop)
         Ls.append(L), abs_.append(ab), truths.append(metrics.bgr_to_rgb255(crop))
     size = (lab.MODEL_SIZE, lab.MODEL_SIZE)
-    return {"L": _stack(Ls, (*size, 1)), "ab": _stack(abs_, (TARGET, TARGET, 2)), "truth": _stack(truths, (*size, 3))}
+    return {"L": stack(Ls, (*size, 1)), "ab": stack(abs_, (TARGET, TARGET, 2)), "truth": stack(truths, (*size, 3))}
 
 
-def validate(predict: Callable[[np.ndarray], np.ndarray], batches: list[dict[str, np.ndarray]], loss_fn
-             ) -> dict[str, float]:
-    """The colorizer (`predict`: L batch -> ab batch at 224) on the validation crops: its loss (as in training), and PSNR, CIEDE2000 and CF of the
-    colorized crop (lab.recombine, as the colorize job does) beside the grey baseline's (a = b = 0)."""
+def colour_classes_of(ab_batches: list[np.ndarray]) -> colour_classes.ColourClasses:
+    """The classification head's bins and prior from training targets (ab / 128 batches)."""
+    return colour_classes.classes_from_data(np.concatenate([b.reshape(-1, 2) for b in ab_batches]) * lab.AB_SCALE)
+
+
+def mse_rebalancing(recipe: Recipe, ab_sample: np.ndarray) -> list[float] | None:
+    """The regression head's rebalancing weights from a sample of training targets, where the recipe asks."""
+    from colorize_core import losses
+
+    if recipe.head != "regression" or recipe.loss != "rebalanced":
+        return None
+    return losses.rebalancing_weights(ab_sample, recipe.mix).tolist()
+
+
+def loss_function(recipe: Recipe, model, mse_weights: list[float] | None = None):
+    """The recipe's loss on the training model's output (model.training_model): per example, unreduced.
+
+    regression: "mse", or "rebalanced" (with `mse_weights`, from mse_rebalancing); classification: cross-entropy
+    over the model's own colour classes, rebalanced by their prior with `mix`."""
+    from colorize_core import losses
+    from colorize_core.model import head_of
+
+    if head_of(model) == "classification":
+        annealed = model.get_layer("annealed_mean")
+        classes = colour_classes.ColourClasses(annealed.centres, annealed.prior)
+        return losses.RebalancedCrossEntropy(classes.centres, colour_classes.rebalancing_weights(classes, recipe.mix),
+                                             reduction=None)
+    if recipe.loss == "rebalanced":
+        return losses.RebalancedMSE(np.asarray(mse_weights, np.float32), reduction=None)
+    return losses.mse
+
+
+def needs_targets(init, recipe: Recipe) -> bool:
+    """Whether starting the recipe from `init` needs training targets: for new colour classes (a classification
+    head started from a regression model) or for the regression head's rebalancing weights."""
+    from colorize_core.model import head_of
+
+    new_classes = recipe.head == "classification" and head_of(init) != "classification"
+    return new_classes or (recipe.head == "regression" and recipe.loss == "rebalanced")
+
+
+def start_model(init, recipe: Recipe, targets: list[np.ndarray]):
+    """The colorizer a run starts from, and the regression head's rebalancing weights (or None).
+
+    `init` (a loaded colorizer) if its head is the recipe's; else a new model of the recipe's head, with
+    `init`'s encoder and as much of its decoder as fits (model.transplant), and colour classes from `targets`
+    (ab / 128 batches of training crops)."""
+    from colorize_core import model as colorizer_model
+
+    if colorizer_model.head_of(init) == recipe.head:
+        model = init
+    else:
+        model = colorizer_model.build_colorizer(None, head=recipe.head, classes=colour_classes_of(targets))
+        colorizer_model.transplant(init, model)
+    if recipe.head == "classification" and recipe.temperature is not None:
+        model = colorizer_model.with_defaults(model, temperature=recipe.temperature)
+    return model, mse_rebalancing(recipe, np.concatenate(targets)) if targets else None
+
+
+def set_trainable(model, unfreeze) -> None:
+    """Encoder frozen (the ImageNet features, as the thesis trains), except the blocks named in `unfreeze`."""
+    for layer in model.get_layer("encoder").layers:
+        layer.trainable = layer.name.split("_")[0] in unfreeze
+
+
+def _colour_figures(L: np.ndarray, ab: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """PSNR, SSIM, CIEDE2000 and CF of a crop colorized as the colorize job does (lab.recombine)."""
+    return metrics.compare(truth, metrics.bgr_to_rgb255(lab.recombine(L, ab)))
+
+
+def validate(predict: Callable[[np.ndarray], np.ndarray], batches: list[dict[str, np.ndarray]], loss_fn,
+             predict_for_loss: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, float]:
+    """The colorizer (`predict`: L batch -> ab / 128 batch) on the validation crops: its loss (as in training,
+    on `predict_for_loss`'s output where given, else on ab pooled to 56x56), and PSNR, CIEDE2000 and CF of the
+    colorized crop beside the grey baseline's (a = b = 0). The grey figures do not depend on the model: they
+    are measured once and kept in each batch ("grey"); the images are measured in parallel threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
     losses, rows = [], []
-    for batch in batches:
-        ab = np.asarray(predict(batch["L"]), np.float32)
-        pooled = ab.reshape(len(ab), TARGET, lab.MODEL_SIZE // TARGET, TARGET, lab.MODEL_SIZE // TARGET, 2).mean((2, 4))
-        losses.extend(np.asarray(loss_fn(batch["ab"], pooled)).ravel().tolist())
-        for L, predicted, truth in zip(batch["L"][..., 0], ab, batch["truth"]):
-            colour = metrics.compare(truth, metrics.bgr_to_rgb255(lab.recombine(L, predicted)))
-            grey = metrics.compare(truth, metrics.bgr_to_rgb255(lab.recombine(L, np.zeros_like(predicted))))
-            rows.append({**{f"model_{m}": v for m, v in colour.items()}, **{f"grey_{m}": v for m, v in grey.items()},
-                         "truth_cf": metrics.colourfulness(truth)})
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        for batch in batches:
+            ab = np.asarray(predict(batch["L"]), np.float32)
+            if predict_for_loss is not None:
+                for_loss = predict_for_loss(batch["L"])
+            else:
+                pool_size = ab.shape[1] // TARGET
+                for_loss = ab.reshape(len(ab), TARGET, pool_size, TARGET, pool_size, 2).mean((2, 4))
+            losses.extend(np.asarray(loss_fn(batch["ab"], for_loss)).ravel().tolist())
+            Ls = list(batch["L"][..., 0])
+            if "grey" not in batch:
+                batch["grey"] = list(pool.map(_colour_figures, Ls, [np.zeros_like(a) for a in ab], batch["truth"]))
+            colour = pool.map(_colour_figures, Ls, ab, batch["truth"])
+            for c, g, truth in zip(colour, batch["grey"], batch["truth"]):
+                rows.append({**{f"model_{m}": v for m, v in c.items()}, **{f"grey_{m}": v for m, v in g.items()},
+                             "truth_cf": metrics.colourfulness(truth)})
     model, grey = metrics.summarize(rows, "model_"), metrics.summarize(rows, "grey_")
     return {"val_loss": float(np.mean(losses)), "val_psnr": model["psnr"], "val_ciede2000": model["ciede2000"],
             "val_cf": model["cf"], "val_dcf": model["dcf"], "val_grey_psnr": grey["psnr"],
@@ -102,33 +224,35 @@ def train_loop_per_worker(config: dict) -> None:
     import ray.train
     import tensorflow as tf
 
-    from colorize_core import losses
-    from colorize_core.model import load_colorizer
+    from colorize_core.model import load_colorizer, training_model
 
     context = ray.train.get_context()
+    recipe = Recipe(**{**config["recipe"], "unfreeze": tuple(config["recipe"]["unfreeze"])})
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    global_batch = config["batch_size"] * context.get_world_size()
+    global_batch = recipe.batch_size * context.get_world_size()
     checkpoint = ray.train.get_checkpoint()
     with strategy.scope():
         if checkpoint:
             with checkpoint.as_directory() as folder:
-                colorizer = load_colorizer(os.path.join(folder, "colorizer.keras"), config["precision"])
+                colorizer = load_colorizer(os.path.join(folder, "colorizer.keras"), recipe.precision)
                 state = json.load(open(os.path.join(folder, "state.json")))
                 optimizer_variables = list(np.load(os.path.join(folder, "optimizer.npz")).values())
         else:
-            colorizer = load_colorizer(config["init_model"], config["precision"])
+            runs = Location(config["runs"], config.get("endpoint"))  # the starting model, put there by the driver
+            with tempfile.TemporaryDirectory() as folder:
+                path = os.path.join(folder, "init.keras")
+                open(path, "wb").write(runs.read(config["init_key"]))
+                colorizer = load_colorizer(path, recipe.precision)
             state, optimizer_variables = {"epoch": 0, "history": []}, None
-        for layer in colorizer.get_layer("encoder").layers:  # frozen ImageNet features, or fine-tuned blocks
-            layer.trainable = layer.name.split("_")[0] in config["unfreeze"]
-        trainer = keras.Model(colorizer.input, keras.layers.AveragePooling2D(lab.MODEL_SIZE // TARGET)(colorizer.output))
-        optimizer = keras.optimizers.Adam(config["learning_rate"])
+        set_trainable(colorizer, recipe.unfreeze)
+        trainer = training_model(colorizer)
+        optimizer = keras.optimizers.Adam(recipe.learning_rate)
         optimizer.build(trainer.trainable_variables)
         if optimizer_variables:
             for variable, value in zip(optimizer.variables, optimizer_variables):
                 variable.assign(value)
     state["starts"] = state.get("starts", []) + [state["epoch"]]  # where each (re)start of the workers began
-    loss_fn = losses.mse if config["loss"] == "mse" else \
-        losses.RebalancedMSE(np.array(config["rebalancing"]), reduction=None)  # per example, as mse
+    loss_fn = loss_function(recipe, colorizer, config.get("mse_weights"))
     val_batches = None  # rank 0 validates on the whole "val" dataset, kept in memory after the first epoch
 
     @tf.function
@@ -142,17 +266,18 @@ def train_loop_per_worker(config: dict) -> None:
 
     for epoch in range(state["epoch"], config["epochs"]):
         start, total, batches = time.perf_counter(), 0.0, 0
-        for batch in ray.train.get_dataset_shard("train").iter_tf_batches(batch_size=config["batch_size"]):
+        for batch in ray.train.get_dataset_shard("train").iter_tf_batches(batch_size=recipe.batch_size):
             total += float(step(batch["L"], batch["ab"]))
             batches += 1
         figures = {"epoch": epoch + 1, "train_loss": total / max(1, batches), "seconds": time.perf_counter() - start}
         if context.get_world_rank() == 0 and config["validate"]:
             if val_batches is None:
-                val_batches = list(ray.train.get_dataset_shard("val").iter_batches(batch_size=config["batch_size"],
+                val_batches = list(ray.train.get_dataset_shard("val").iter_batches(batch_size=recipe.batch_size,
                                                                                      batch_format="numpy"))
-            # A direct call, not predict_on_batch: Keras's predict under the strategy would all-gather across
+            # Direct calls, not predict_on_batch: Keras's predict under the strategy would all-gather across
             # workers, and only rank 0 is here.
-            figures.update(validate(lambda L: colorizer(L, training=False), val_batches, loss_fn))
+            figures.update(validate(lambda L: colorizer(L, training=False), val_batches, loss_fn,
+                                    lambda L: trainer(L, training=False)))
         state = {**state, "epoch": epoch + 1, "history": state["history"] + [figures]}
         with tempfile.TemporaryDirectory() as folder:
             if context.get_world_rank() == 0:  # one copy of the weights: every replica holds the same

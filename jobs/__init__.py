@@ -8,6 +8,31 @@ if not os.environ.get("RAY_ADDRESS") and not any(a.startswith("--ray-address") f
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the job's own output
 
+DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "colorizer.keras")
+
+
+def add_recipe_flags(p, batch_size: int, learning_rate: float) -> None:
+    """The training recipe's flags (colorize_core.training.Recipe), the same for jobs.train (Ray Train) and
+    jobs.train_gpu (one GPU, no Ray); the two differ only in their default batch size and learning rate."""
+    p.add_argument("--head", choices=("regression", "classification"), default="regression",
+                   help="regression: ab directly (the thesis's model); classification: a distribution over ~300 "
+                        "colour bins, decoded by the annealed mean (Zhang et al. 2016): more vivid colour")
+    p.add_argument("--loss", choices=("mse", "rebalanced"), default="mse",
+                   help="regression head's loss (the classification head always uses rebalanced cross-entropy)")
+    p.add_argument("--mix", type=float, default=0.5,
+                   help="rebalancing: weight 1 / ((1 - mix) p + mix / Q), p the colour prior; 1 = none")
+    p.add_argument("--unfreeze", nargs="*", default=[], help="encoder blocks to train too, e.g. block4 block5")
+    p.add_argument("--learning-rate", type=float, default=learning_rate)
+    p.add_argument("--batch-size", type=int, default=batch_size, help="per worker")
+    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                   help="bfloat16: mixed precision (float32 weights; fast on GPUs and on CPUs with AMX)")
+    p.add_argument("--default-temperature", type=float,
+                   help="classification head: the annealed-mean temperature stored as the model's default "
+                        "(default 0.38, Zhang et al.'s; choose it on a validation split)")
+    p.add_argument("--init-model", default=DEFAULT_MODEL,
+                   help="colorizer file to start from (default: the shipped one); its encoder, and its decoder "
+                        "as far as it fits, start a model of another head")
+
 
 def settings_from_environment(parser, prefix: str = "COLORIZE_"):
     """Let every flag also come from the environment: --input-list from COLORIZE_INPUT_LIST, and so on.

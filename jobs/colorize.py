@@ -12,12 +12,11 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from jobs import settings_from_environment
+from jobs import DEFAULT_MODEL, settings_from_environment
 from colorize_core import codec, pipeline
 from colorize_core.stages import JobSettings
-from colorize_core.storage import IMAGE_EXTENSIONS, Location, model_file_sha256
+from colorize_core.storage import IMAGE_EXTENSIONS, Location, inspect_model_file, read_key_list
 
-DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "colorizer.keras")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,6 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--precision", choices=pipeline.PRECISIONS, default="auto",
                    help="model compute precision (default auto: bfloat16 on GPUs, float32 on CPUs; bfloat16 is "
                         "also faster on CPUs with AMX)")
+    add_knob_flags(p)
     p.add_argument("--batch-size", type=int, help="images per model batch (default 16 on CPU, 128 on GPU)")
     p.add_argument("--actors", type=int, help="model replicas (default: one per GPU, else one)")
     p.add_argument("--cpus-per-actor", type=float, help="CPUs reserved by each model actor (default 1)")
@@ -57,6 +57,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def add_knob_flags(p: argparse.ArgumentParser) -> None:
+    """The colour knobs, shared by the colorize and evaluate jobs; both are recorded in every manifest row."""
+    p.add_argument("--temperature", type=float,
+                   help="classification head only: annealed-mean temperature, 1 = the predicted mean (muted), "
+                        "toward 0 = the most likely colour (vivid) (default: the model file's)")
+    p.add_argument("--chroma-gain", type=float,
+                   help="multiply the predicted colour's chroma (0 grey, 1 as predicted); L is kept and out-of-"
+                        "gamut colour pulled toward grey (default: the model file's, 1.0 if it carries none)")
+
+
 def check_locations(args: argparse.Namespace) -> tuple[Location, Location]:
     """Refuse, before any work, what would lose or overwrite something or cannot be reached."""
     source, target = Location(args.input, args.s3_endpoint), Location(args.output, args.s3_endpoint)
@@ -76,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     source, target = check_locations(args)
     if args.input_list:
-        keys = pipeline.read_key_list(args.input_list, args.s3_endpoint)
+        keys = read_key_list(args.input_list, args.s3_endpoint)
     else:
         extensions = None if args.extensions.strip() == "*" else tuple(
             e.strip().lower() if e.strip().startswith(".") else "." + e.strip().lower()
@@ -84,15 +94,22 @@ def main(argv: list[str] | None = None) -> int:
         keys = source.list_keys(extensions)
     if not keys:
         raise SystemExit(f"no images found under {args.input}")
-    model_sha256 = model_file_sha256(args.model, args.s3_endpoint)
+    model = inspect_model_file(args.model, args.s3_endpoint)
+    try:
+        temperature, chroma_gain = pipeline.resolve_knobs(model, args.temperature, args.chroma_gain)
+    except ValueError as e:
+        raise SystemExit(f"{e}") from None
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     pipeline.init_ray(args.ray_address)
     resources = pipeline.default_resources(args.batch_size, args.actors, args.cpus_per_actor, args.gpus_per_actor,
                                             args.object_store_mib)
-    settings = JobSettings(source, target, args.model, model_sha256, run_id, args.overwrite, args.jpeg_quality,
-                           pipeline.resolve_precision(args.precision, resources), args.max_pixels)
+    settings = JobSettings(source, target, args.model, model.sha256, run_id, args.overwrite, args.jpeg_quality,
+                           pipeline.resolve_precision(args.precision, resources), args.max_pixels,
+                           temperature, chroma_gain)
+    knobs = f"temperature {temperature}, " if temperature is not None else ""
     print(f"colorize: {len(keys)} inputs from {args.input} -> {args.output}; model {args.model} "
-          f"(sha256 {model_sha256[:12]}), {settings.precision}; {resources}", flush=True)
+          f"(sha256 {model.sha256[:12]}, {model.head} head; {knobs}chroma gain {chroma_gain}), {settings.precision}; "
+          f"{resources}", flush=True)
     start = time.perf_counter()
     folder = pipeline.write_manifest(pipeline.colorize_dataset(keys, settings, resources), target, run_id)
     seconds = time.perf_counter() - start

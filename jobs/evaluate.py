@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 from jobs import settings_from_environment
 from colorize_core import evaluation, metrics, pipeline, report
 from colorize_core.stages import JobSettings
-from colorize_core.storage import IMAGE_EXTENSIONS, Location, model_file_sha256
-from jobs.colorize import DEFAULT_MODEL
+from colorize_core.storage import Location, inspect_model_file, select_keys
+from jobs.colorize import DEFAULT_MODEL, add_knob_flags
 
 PROTOCOL_DESCRIPTIONS = {"full": "full resolution",
                          "crop256": "256x256 centre crop (short side resized to 256), as in published tables"}
@@ -41,6 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--protocol", choices=evaluation.PROTOCOLS, default="full")
     p.add_argument("--precision", choices=pipeline.PRECISIONS, default="auto",
                    help="as the colorize job's (default auto: bfloat16 on GPUs, float32 on CPUs)")
+    add_knob_flags(p)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--s3-endpoint", default=os.environ.get("AWS_ENDPOINT_URL"),
                    help="endpoint of an S3-compatible server (default: AWS_ENDPOINT_URL)")
@@ -54,23 +55,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def evaluation_keys(source: Location, args: argparse.Namespace) -> list[str]:
-    if args.split:
-        with source.fs.open_input_stream(source.path("MANIFEST.csv")) as f:
-            rows = csv.DictReader(f.read().decode("utf-8").splitlines())
-            keys = sorted(r["path"] for r in rows if r["split"] == args.split)
-    elif args.input_list:
-        keys = sorted(pipeline.read_key_list(args.input_list, args.s3_endpoint))
-    else:
-        keys = source.list_keys(IMAGE_EXTENSIONS)
-    return keys[: args.limit] if args.limit else keys
-
-
 def evaluate(args: argparse.Namespace) -> dict:
     """Grey versions -> the colorize chain -> metrics; writes the table, summary and report under --out."""
+    model = inspect_model_file(args.model, args.s3_endpoint)
+    try:
+        temperature, chroma_gain = pipeline.resolve_knobs(model, args.temperature, args.chroma_gain)
+    except ValueError as e:
+        raise SystemExit(f"{e}") from None
     source = Location(args.input, args.s3_endpoint)
     source.check_access()
-    keys = evaluation_keys(source, args)
+    keys = select_keys(source, args.split, args.input_list, args.limit)
     if not keys:
         raise SystemExit(f"no photos found under {args.input}")
     out = args.out.resolve()
@@ -88,10 +82,10 @@ def evaluate(args: argparse.Namespace) -> dict:
     keys = sorted(r["key"] for r in made if r["status"] == "ok")
 
     # The colorize job's own chain of stages, over the grey versions.
-    model_sha256 = model_file_sha256(args.model, args.s3_endpoint)
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     settings = JobSettings(Location(str(out / "images" / "grey")), Location(str(out / "images" / "colour")),
-                           args.model, model_sha256, run_id, overwrite=True, precision=precision)
+                           args.model, model.sha256, run_id, overwrite=True, precision=precision,
+                           temperature=temperature, chroma_gain=chroma_gain)
     grey_keys = [evaluation.grey_key(k) for k in keys]
     folder = pipeline.write_manifest(pipeline.colorize_dataset(grey_keys, settings, resources), settings.output, run_id)
     colorized = pipeline.read_manifest(settings.output, folder)
@@ -101,10 +95,16 @@ def evaluate(args: argparse.Namespace) -> dict:
     rows = pipeline.keys_dataset(keys, resources.batch_size).map_batches(
         evaluation.measure, fn_kwargs={"work": work}, batch_format="numpy").take_all()
     rows = sorted(rows, key=lambda r: r["key"])
+    confidence = dict(zip(colorized["key"], colorized["colour_confidence"]))
+    for row in rows:  # null where the model gives none (regression head)
+        value = float(confidence[evaluation.grey_key(row["key"])])
+        row["colour_confidence"] = value if np.isfinite(value) else None
     summary = {
         "input": args.input, "split": args.split, "protocol": args.protocol,
         "protocol_description": PROTOCOL_DESCRIPTIONS[args.protocol], "model_name": Path(args.model).name,
-        "model_path": args.model, "model_sha256": model_sha256, "precision": precision, "images": len(rows),
+        "model_path": args.model, "model_sha256": model.sha256, "head": model.head, "temperature": temperature,
+        "chroma_gain": chroma_gain, "precision": precision, "images": len(rows),
+        "confidence_spearman": evaluation.confidence_spearman(rows),
         "not_evaluated": len(failed), "model": metrics.summarize(rows, "model_"),
         "grey_baseline": metrics.summarize(rows, "grey_"), "colorize_manifest": folder,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -123,10 +123,15 @@ def evaluate(args: argparse.Namespace) -> dict:
 
 
 def print_summary(summary: dict) -> None:
-    print(f"{summary['images']} images, {summary['protocol_description']}, model {summary['model_name']}")
+    knobs = f"temperature {summary['temperature']}, " if summary.get("temperature") is not None else ""
+    print(f"{summary['images']} images, {summary['protocol_description']}, model {summary['model_name']} "
+          f"({summary.get('head', 'regression')} head; {knobs}chroma gain {summary.get('chroma_gain', 1.0)})")
     print(f"{'':18}{'model':>10}{'grey':>10}")
     for m in ("psnr", "ssim", "ciede2000", "cf", "truth_cf", "dcf"):
         print(f"{m:18}{summary['model'][m]:10.4f}{summary['grey_baseline'][m]:10.4f}")
+    if summary.get("confidence_spearman") is not None:
+        print(f"Spearman correlation of colour_confidence with the CIEDE2000 gain over grey: "
+              f"{summary['confidence_spearman']:+.3f}")
 
 
 def print_comparison(a: dict, b: dict) -> None:

@@ -1,24 +1,25 @@
 """Train (fine-tune) the colorizer on colour photographs with Ray Train, checkpointing every epoch.
 
     python -m jobs.train --input ../shared/datasets/photos --split train --val-split val --output runs --name mse-1
+    python -m jobs.train --input ../shared/datasets --input-list runs/train-keys.txt --val-list runs/val-keys.txt \
+        --head classification --output runs --name cls-1      # several folders: keys relative to --input
     ray job submit --address http://HEAD:8265 --working-dir . -- python -m jobs.train \
         --input s3://archive/colour-photos/ --output s3://archive/runs --name period-1 --workers 8 --use-gpu
 
 A rerun with the same --output and --name and --resume goes on from the last checkpoint. The run folder
 gets a checkpoint per epoch (model, optimizer, epoch), metrics.json (per epoch: train loss, and on the
 validation photos loss, PSNR, CIEDE2000 and CF beside the grey baseline), and colorizer.keras: the file the
-colorize job loads (--model).
+colorize job loads (--model). The recipe (head, loss, rebalancing, unfrozen blocks, learning rate) is
+colorize_core.training's, the same as jobs/train_gpu.py's (one GPU, no Ray).
 """
 import argparse
 import json
 import os
 import sys
 
-from jobs import settings_from_environment
+from jobs import add_recipe_flags, settings_from_environment
 from colorize_core import pipeline, training
-from colorize_core.storage import Location
-from jobs.colorize import DEFAULT_MODEL
-from jobs.evaluate import evaluation_keys
+from colorize_core.storage import Location, select_keys
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -28,67 +29,90 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--input-list", help="Parquet, CSV or text file of keys relative to --input")
     p.add_argument("--limit", type=int, help="only the first N photos")
     p.add_argument("--val-split", help="validate on this split of INPUT/MANIFEST.csv (default: hold out --val-fraction)")
+    p.add_argument("--val-list", help="validate on the keys of this list (relative to --input)")
     p.add_argument("--val-fraction", type=float, default=0.05,
-                   help="without --val-split, this fraction of the photos (at least one; the same ones on every run, "
-                        "chosen by a hash of the key) is held out for validation; 0 for none")
+                   help="without --val-split or --val-list, this fraction of the photos (at least one; the same "
+                        "ones on every run, chosen by a hash of the key) is held out for validation; 0 for none")
     p.add_argument("--val-limit", type=int, default=100, help="validate on at most this many photos")
     p.add_argument("--output", required=True, help="folder or s3://bucket/prefix holding the runs")
     p.add_argument("--name", required=True, help="the run's name: its folder under --output")
     p.add_argument("--resume", action="store_true", help="go on from the run's last checkpoint")
-    p.add_argument("--init-model", default=DEFAULT_MODEL, help="colorizer file to start from (default: the shipped one)")
+    add_recipe_flags(p, batch_size=8, learning_rate=1e-4)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--use-gpu", action="store_true")
     p.add_argument("--cpus-per-worker", type=float, default=0.5)
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=8, help="per worker")
-    p.add_argument("--learning-rate", type=float, default=1e-4)
-    p.add_argument("--loss", choices=("mse", "rebalanced"), default="mse")
-    p.add_argument("--mix", type=float, default=0.5, help="rebalancing mix (with --loss rebalanced)")
-    p.add_argument("--unfreeze", nargs="*", default=[], help="encoder blocks to train too, e.g. block5")
-    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
-                   help="bfloat16: mixed precision (float32 weights; fast on CPUs with AMX and on GPUs)")
     p.add_argument("--max-failures", type=int, default=2, help="restarts from the last checkpoint after a lost worker")
     p.add_argument("--s3-endpoint", default=os.environ.get("AWS_ENDPOINT_URL"),
                    help="endpoint of an S3-compatible server (default: AWS_ENDPOINT_URL)")
     return settings_from_environment(p).parse_args(argv)
 
 
+def training_targets(keys: list[str], source: Location) -> list:
+    """ab targets of (up to training.CLASS_SAMPLE of) the training photos, made in parallel on the cluster."""
+    sample = keys[:: max(1, len(keys) // training.CLASS_SAMPLE)][: training.CLASS_SAMPLE]
+    batches = pipeline.keys_dataset(sample, 8).map_batches(
+        training.training_examples, fn_kwargs={"source": source, "seed": 0}, batch_format="numpy")
+    return [batch["ab"] for batch in batches.iter_batches(batch_size=64, batch_format="numpy")]
+
+
+def starting_model(args: argparse.Namespace, recipe: training.Recipe, keys: list[str], source: Location,
+                   runs: Location) -> tuple[str, list | None]:
+    """Writes the model the run starts from (training.start_model) to NAME/init.keras, where every worker can
+    read it; returns its key and the regression head's rebalancing weights, if the recipe asks for them."""
+    import tempfile
+
+    from colorize_core.model import head_of, load_colorizer
+
+    init = load_colorizer(args.init_model)
+    targets = training_targets(keys, source) if training.needs_targets(init, recipe) else []
+    model, mse_weights = training.start_model(init, recipe, targets)
+    if head_of(model) == "classification":
+        print(f"colour classes: {model.get_layer('annealed_mean').centres.shape[0]} ab bins")
+    with tempfile.TemporaryDirectory() as folder:
+        model.save(os.path.join(folder, "init.keras"))
+        runs.write_atomic(f"{args.name}/init.keras", open(os.path.join(folder, "init.keras"), "rb").read())
+    return f"{args.name}/init.keras", mse_weights
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    import numpy as np
     import ray
     import ray.train
     from ray.train.tensorflow import TensorflowTrainer
-
-    from colorize_core import losses
 
     source, runs = Location(args.input, args.s3_endpoint), Location(args.output, args.s3_endpoint)
     source.check_access()
     if runs.exists(f"{args.name}/metrics.json") and not args.resume:
         raise SystemExit(f"run {args.name} exists under {args.output}: pass --resume to go on, or another --name")
-    keys = evaluation_keys(source, args)
+    if args.head == "regression" and args.default_temperature is not None:
+        raise SystemExit("--default-temperature is for the classification head (--head classification)")
+    keys = select_keys(source, args.split, args.input_list, args.limit)
     if not keys:
         raise SystemExit(f"no photos found under {args.input}")
-    keys, val_keys = training.split_validation(keys, args.val_fraction) if not args.val_split else \
-        (keys, evaluation_keys(source, argparse.Namespace(split=args.val_split, input_list=None, limit=None)))
+    if args.val_split or args.val_list:
+        val_keys = select_keys(source, args.val_split, args.val_list)
+        if set(val_keys) & set(keys):
+            raise SystemExit("the validation photos overlap the training photos: validation must be held out")
+    else:
+        keys, val_keys = training.split_validation(keys, args.val_fraction)
     val_keys = val_keys[: args.val_limit]
+    recipe = training.Recipe.from_args(args)
     pipeline.init_ray()
-    rebalancing = None
-    if args.loss == "rebalanced":  # the ab histogram of (a sample of) the training targets
-        sample = training.training_examples({"key": np.array(keys[:200])}, source, seed=0)
-        rebalancing = losses.rebalancing_weights(sample["ab"], args.mix).tolist()
+    init_key, mse_weights = (f"{args.name}/init.keras", None) if args.resume and runs.exists(f"{args.name}/init.keras") \
+        else starting_model(args, recipe, keys, source, runs)
     datasets = {"train": pipeline.keys_dataset(keys, 8).map_batches(
         training.training_examples, fn_kwargs={"source": source}, batch_format="numpy")}
     if val_keys:
         datasets["val"] = pipeline.keys_dataset(val_keys, 8).map_batches(
             training.validation_examples, fn_kwargs={"source": source}, batch_format="numpy")
-    print(f"training on {len(keys)} photos, validating on {len(val_keys)}")
+    print(f"training the {recipe.head} head on {len(keys)} photos, validating on {len(val_keys)}")
     storage = runs.root if runs.is_s3 else os.path.abspath(args.output)
     trainer = TensorflowTrainer(
         training.train_loop_per_worker,
-        train_loop_config={"init_model": os.path.abspath(args.init_model), "unfreeze": args.unfreeze,
-                           "batch_size": args.batch_size, "learning_rate": args.learning_rate, "epochs": args.epochs,
-                           "loss": args.loss, "rebalancing": rebalancing, "precision": args.precision,
+        train_loop_config={"runs": args.output if runs.is_s3 else os.path.abspath(args.output),
+                           "endpoint": args.s3_endpoint, "init_key": init_key,
+                           "recipe": recipe.to_json(), "epochs": args.epochs, "mse_weights": mse_weights,
                            "validate": bool(val_keys)},
         scaling_config=ray.train.ScalingConfig(num_workers=args.workers, use_gpu=args.use_gpu,
                                                resources_per_worker={"CPU": args.cpus_per_worker}),
@@ -103,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     with result.checkpoint.as_directory() as folder:
         runs.write_atomic(f"{args.name}/colorizer.keras", open(os.path.join(folder, "colorizer.keras"), "rb").read())
         state = json.load(open(os.path.join(folder, "state.json")))
+    state["recipe"] = recipe.to_json()
     runs.write_atomic(f"{args.name}/metrics.json", json.dumps(state, indent=1).encode())
     print(f"trained to epoch {state['epoch']}; {args.output.rstrip('/')}/{args.name}/colorizer.keras; last: {state['history'][-1]}")
     return 0

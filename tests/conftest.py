@@ -59,6 +59,26 @@ def model_file(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def classification_model_file(tmp_path_factory) -> Path:
+    """A real colorizer with the classification head: random decoder whose distributions vary with the image,
+    colour classes from the made-up colour photos."""
+    import keras
+
+    from colorize_core import colour_classes, lab
+    from colorize_core.model import build_colorizer
+
+    keras.utils.set_random_seed(2)
+    ab = np.concatenate([lab.bgr_to_lab(colour_photo(seed))[..., 1:] for seed in range(4)])
+    model = build_colorizer(None, head="classification", classes=colour_classes.classes_from_data(ab))
+    logits = model.get_layer("ab_logits")
+    kernel, bias = logits.get_weights()
+    logits.set_weights([kernel * 300, bias])
+    path = tmp_path_factory.mktemp("classification") / "classification.keras"
+    model.save(path)
+    return path
+
+
 def grey_bgr(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
 
@@ -136,4 +156,15 @@ def evaluated(photos, model_file, tmp_path_factory):
     from jobs import evaluate
 
     assert evaluate.main(["--input", str(photos), "--out", str(out), "--model", str(model_file), "--batch-size", "2"]) == 0
+    return out, json.loads((out / "summary.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def evaluated_classification(photos, classification_model_file, tmp_path_factory):
+    """The same evaluation with a classification-head model: it has a confidence per image."""
+    out = tmp_path_factory.mktemp("eval-classification")
+    from jobs import evaluate
+
+    assert evaluate.main(["--input", str(photos), "--out", str(out), "--model", str(classification_model_file),
+                          "--batch-size", "2", "--temperature", "0.3"]) == 0
     return out, json.loads((out / "summary.json").read_text())

@@ -81,3 +81,14 @@ def test_crop256_protocol_measures_256_squares(photos, model_file, tmp_path):
     (row,) = pq.read_table(tmp_path / "per_image.parquet").to_pylist()
     assert (row["width"], row["height"]) == (256, 256)
     assert "256x256 centre crop" in (tmp_path / "report.html").read_text()
+
+
+def test_classification_evaluation_reports_the_confidence(evaluated_classification):
+    out, summary = evaluated_classification
+    assert summary["head"] == "classification" and summary["temperature"] == 0.3 and summary["chroma_gain"] == 1.0
+    assert -1 <= summary["confidence_spearman"] <= 1
+    rows = pq.read_table(out / "per_image.parquet").to_pylist()
+    assert len(rows) == 3 and all(0 <= r["colour_confidence"] <= 1 for r in rows)
+    manifest = pq.read_table(summary["colorize_manifest"]).to_pylist()
+    assert all(r["temperature"] == 0.3 for r in manifest)
+    assert "confidence-scatter" in (out / "report.html").read_text()

@@ -8,10 +8,11 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
-def test_report_renders_in_chromium_without_errors(evaluated, tmp_path):
+@pytest.mark.parametrize("head", ["regression", "classification"])
+def test_report_renders_in_chromium_without_errors(request, head, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    out, summary = evaluated
+    out, summary = request.getfixturevalue("evaluated" if head == "regression" else "evaluated_classification")
     errors = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
@@ -33,6 +34,15 @@ def test_report_renders_in_chromium_without_errors(evaluated, tmp_path):
         ciede = page.eval_on_selector_all('#images td[data-column="model_ciede2000"]',
                                           "tds => tds.map(t => +t.dataset.value)")
         assert ciede == sorted(ciede, reverse=True), "worst (highest) CIEDE2000 first after a click"
+        dots = page.locator("#confidence-scatter circle")
+        if head == "classification":  # the confidence's scatter plot and its sortable column
+            assert dots.count() == summary["images"] and "Spearman" in page.inner_text("body")
+            page.click('th[data-column="colour_confidence"]')
+            confidence = page.eval_on_selector_all('#images td[data-column="colour_confidence"]',
+                                                   "tds => tds.map(t => +t.dataset.value)")
+            assert confidence == sorted(confidence), "least confident first after a click"
+        else:
+            assert dots.count() == 0, "a regression model has no confidence to plot"
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         shutil.copy(tmp_path / "report.png", Path(out) / "report-screenshot.png")
         browser.close()
