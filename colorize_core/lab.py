@@ -89,7 +89,7 @@ def recombine(L: np.ndarray, ab_model: np.ndarray, dtype: type = np.uint8, chrom
     (always in gamut) by bisection: the output's L stays the input's L.
     """
     h, w = L.shape
-    ab = cv2.resize(ab_model.astype(np.float32) * (AB_SCALE * chroma_gain), (w, h), interpolation=cv2.INTER_CUBIC).reshape(h, w, 2)
+    ab = cv2.resize(ab_model.astype(np.float32) * np.float32(AB_SCALE * chroma_gain), (w, h), interpolation=cv2.INTER_CUBIC).reshape(h, w, 2)
     white = float(np.iinfo(dtype).max)  # bgr is in [0, 1]: scale and round
     out = np.empty((h, w, 3), dtype)
     for top in range(0, h, BAND_ROWS):

@@ -64,8 +64,8 @@ An archivist sorting by confidence, lowest first, looks first at the images most
 <rect x="{pad}" y="{pad}" width="{width - 2 * pad}" height="{height - 2 * pad}" fill="none" stroke="#999"/>
 <line x1="{pad}" x2="{width - pad}" y1="{sy(0):.1f}" y2="{sy(0):.1f}" stroke="#c33" stroke-dasharray="4 3"/>
 <g fill="#258" fill-opacity="0.6">{dots}</g>
-<text x="{width / 2}" y="{height - 8}" text-anchor="middle">colour_confidence ({x0:.3f} .. {x1:.3f})</text>
-<text x="12" y="{height / 2}" transform="rotate(-90 12 {height / 2})" text-anchor="middle">CIEDE2000 gain over grey ({y0:+.1f} .. {y1:+.1f})</text>
+<g font-size="12"><text x="{width / 2}" y="{height - 12}" text-anchor="middle">colour_confidence ({x0:.3f} .. {x1:.3f})</text>
+<text x="16" y="{height / 2}" transform="rotate(-90 16 {height / 2})" text-anchor="middle">CIEDE2000 gain ({y0:+.1f} .. {y1:+.1f})</text></g>
 </svg>"""
 
 

@@ -31,8 +31,8 @@ class JobSettings:
     jpeg_quality: int = 95
     precision: str = "float32"
     max_pixels: int = codec.DEFAULT_MAX_PIXELS
-    temperature: float | None = None  # the classification head's annealed-mean temperature (None: regression)
-    chroma_gain: float = 1.0  # applied in recombine: ab times this, L kept
+    temperature: float | None = None  # the classification head's annealed-mean temperature; None: the model's
+    chroma_gain: float | None = None  # applied in recombine (ab times this, L kept); None: the model file's own
 
 
 def ragged(arrays: list[np.ndarray]) -> np.ndarray:
@@ -109,6 +109,7 @@ class Predictor:
 
         self.colorizer = Colorizer.load(fetch_model(settings.model_uri, settings.model_sha256,
                                                     settings.output.endpoint), settings.precision, settings.temperature)
+        self.chroma_gain = self.colorizer.default_gain if settings.chroma_gain is None else settings.chroma_gain
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         todo = batch["status"] == "todo"
@@ -125,7 +126,10 @@ class Predictor:
                 confidence[todo] = confident
             seconds[todo] = (time.perf_counter() - start) / todo.sum()
         batch = {c: v for c, v in batch.items() if c != "model_input"}
-        return {**batch, "ab": ragged(ab), "colour_confidence": confidence, "predict_s": seconds,
+        # The knobs as used, resolved against the model's own defaults: the encode stage applies the gain.
+        temperature = np.nan if self.colorizer.temperature is None else self.colorizer.temperature
+        return {**batch, "ab": ragged(ab), "colour_confidence": confidence, "temperature": np.full(len(todo), temperature),
+                "chroma_gain": np.full(len(todo), self.chroma_gain), "predict_s": seconds,
                 "predict_node": np.full(len(todo), node_id(), dtype=object)}
 
 
@@ -144,7 +148,7 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
         try:
             start = time.perf_counter()
             dtype = np.uint16 if batch["bit_depth"][i] == 16 else np.uint8
-            image = lab.recombine(batch["L"][i], batch["ab"][i], dtype, settings.chroma_gain)
+            image = lab.recombine(batch["L"][i], batch["ab"][i], dtype, batch["chroma_gain"][i])
             alpha = batch["alpha"][i] if batch["alpha"][i].size else None
             data = codec.encode(image, batch["format"][i], settings.jpeg_quality, alpha)
             try:
@@ -171,8 +175,6 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
         "encode_node": np.full(n, node_id(), dtype=object),
         "model": np.full(n, settings.model_uri, dtype=object),
         "model_sha256": np.full(n, settings.model_sha256, dtype=object),
-        "temperature": np.full(n, np.nan if settings.temperature is None else settings.temperature),
-        "chroma_gain": np.full(n, settings.chroma_gain),
         "run_id": np.full(n, settings.run_id, dtype=object),
         "timestamp": np.full(n, np.datetime64("now", "ms")),
     }

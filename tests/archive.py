@@ -1,5 +1,6 @@
 """An archive for the colorize job's tests: input and output prefixes in a local folder or on the S3 server, and
 a way to run the job on it and read its manifest."""
+import math
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -8,8 +9,10 @@ import cv2
 import numpy as np
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
+import pytest
 
-from colorize_core.storage import Location
+from colorize_core.lab import bgr_to_lab
+from colorize_core.storage import Location, inspect_model_file
 from jobs import colorize
 
 
@@ -71,3 +74,29 @@ def manifest_runs(archive: Archive) -> list[str]:
 
 def decode_any(data: bytes) -> np.ndarray:
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+
+
+def assert_knobs_work(archive, inputs, model, temperature: float | None, gain: float) -> None:
+    """The job at the model's defaults, then with the knobs turned: each row records them; the gain scales
+    chroma; the classification head's confidence is in [0, 1]."""
+    facts = inspect_model_file(str(model))
+    code, default_rows = run_job(archive, model)
+    assert code == 0 and all(r["status"] == "ok" for r in default_rows.values())
+    knobs = ["--chroma-gain", str(gain), "--overwrite"] + (["--temperature", str(temperature)] if temperature else [])
+    chroma_default = {k: np.hypot(*bgr_to_lab(decode_any(archive.get(k)))[..., 1:].transpose(2, 0, 1)).mean()
+                      for k in inputs}
+    code, rows = run_job(archive, model, *knobs)
+    assert code == 0 and all(r["status"] == "ok" for r in rows.values())
+    for key, row in rows.items():
+        assert row["chroma_gain"] == pytest.approx(gain) and default_rows[key]["chroma_gain"] == facts.chroma_gain
+        out = bgr_to_lab(decode_any(archive.get(key)))
+        assert np.abs(out[..., 0] - bgr_to_lab(decode_any(inputs[key]))[..., 0]).mean() < 2.0, "L kept"
+        if facts.head == "classification":
+            assert default_rows[key]["temperature"] == pytest.approx(facts.temperature)
+            assert row["temperature"] == pytest.approx(temperature)
+            assert 0 <= row["colour_confidence"] <= 1 and row["colour_confidence"] == pytest.approx(
+                default_rows[key]["colour_confidence"], abs=0.2)
+        else:
+            assert math.isnan(row["temperature"]) and math.isnan(row["colour_confidence"])
+            chroma = np.hypot(out[..., 1], out[..., 2]).mean()  # gamut limits strong colour: compare, not scale
+            assert (chroma < chroma_default[key] - 1) == (gain < facts.chroma_gain), key

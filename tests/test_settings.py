@@ -19,9 +19,15 @@ def test_every_flag_from_the_environment(monkeypatch):
     monkeypatch.setenv("COLORIZE_OVERWRITE", "true")
     monkeypatch.setenv("COLORIZE_MAX_ERROR_FRACTION", "0.5")
     monkeypatch.setenv("COLORIZE_PRECISION", "bfloat16")
+    monkeypatch.setenv("COLORIZE_TEMPERATURE", "0.3")
+    monkeypatch.setenv("COLORIZE_CHROMA_GAIN", "1.2")
     args = colorize.parse_args([])
     assert (args.input, args.output, args.batch_size, args.overwrite, args.max_error_fraction, args.precision) == (
         "s3://archive/scans/", "s3://archive/colour/", 4, True, 0.5, "bfloat16")
+    assert (args.temperature, args.chroma_gain) == (0.3, 1.2), "the colour knobs too"
+    monkeypatch.setenv("COLORIZE_INPUT", "photos")
+    args = evaluate.parse_args(["--out", "o"])
+    assert (args.temperature, args.chroma_gain) == (0.3, 1.2), "the evaluation takes them the same way"
 
 
 def test_a_flag_wins_over_the_environment(monkeypatch):

@@ -10,6 +10,7 @@ from colorize_core import losses, training
 from colorize_core.model import load_colorizer
 from colorize_core.storage import Location
 from jobs import train
+from tests.archive import assert_knobs_work, make_archive
 from tests.conftest import write_colour_photos
 
 
@@ -47,7 +48,7 @@ def runs(request, tmp_path) -> str:
     return "s3://training/runs"
 
 
-def test_train_two_workers_then_resume(tmp_path, model_file, runs):
+def test_train_two_workers_then_resume(tmp_path, model_file, runs, archive_inputs):
     photos = write_colour_photos(tmp_path / "photos", 5)
     common = ["--input", str(photos), "--output", runs, "--name", "tiny", "--workers", "2",
               "--batch-size", "2", "--init-model", str(model_file), "--learning-rate", "1e-3", "--val-fraction", "0.2"]
@@ -74,6 +75,11 @@ def test_train_two_workers_then_resume(tmp_path, model_file, runs):
     assert any(changed), "training changed the decoder"
     assert trained.get_layer("encoder").get_layer("block3_conv1").get_weights()[0].tolist() == \
         start.get_layer("encoder").get_layer("block3_conv1").get_weights()[0].tolist(), "the encoder stays frozen"
+    if runs.startswith("s3://"):
+        return
+    # The exported model runs in the colorize job, with its knob (the regression head has the chroma gain).
+    inputs = {k: archive_inputs[k] for k in ("boats.jpg", "grey8.png", "grey16.tif")}
+    assert_knobs_work(make_archive("local", tmp_path, None, "trained", inputs), inputs, exported, None, gain=0.5)
 
 
 def test_a_killed_worker_restarts_from_the_last_checkpoint(tmp_path, model_file):

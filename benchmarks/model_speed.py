@@ -1,0 +1,51 @@
+"""Model-only speed: images/s of a colorizer predicting ready 224x224 batches (Colorizer.predict: host arrays
+in and out, the classification head's annealed mean and confidence included), by precision and batch size.
+Needs only Keras and a backend (no Ray, no TensorFlow under KERAS_BACKEND=jax): for sizing a GPU.
+
+    python -m benchmarks.model_speed --models models/colorizer.keras runs/cls.keras --batch-sizes 16
+    KERAS_BACKEND=jax python3 -m benchmarks.model_speed --precision bfloat16 --batch-sizes 128 256 1024
+"""
+import argparse
+import time
+
+import numpy as np
+
+from jobs import DEFAULT_MODEL
+
+
+def images_per_s(path: str, precision: str, batch_size: int, seconds: float) -> tuple[float, float]:
+    """(images/s over `seconds` after a first call, seconds of the first call: loading, tracing, compiling)."""
+    from colorize_core.model import Colorizer
+
+    x = np.random.default_rng(0).uniform(0, 100, (batch_size, 224, 224, 1)).astype(np.float32)
+    start = time.perf_counter()
+    colorizer = Colorizer.load(path, precision)
+    colorizer.predict(x)
+    first = time.perf_counter() - start
+    start, n = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        colorizer.predict(x)
+        n += batch_size
+    return n / (time.perf_counter() - start), first
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=[DEFAULT_MODEL])
+    p.add_argument("--precision", nargs="+", default=["float32"])
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=[16])
+    p.add_argument("--seconds", type=float, default=10.0)
+    args = p.parse_args()
+    import keras
+
+    print(f"backend {keras.backend.backend()}")
+    print(f"{'model':40} {'precision':10} {'batch':>6} {'images/s':>10} {'first call s':>13}")
+    for path in args.models:
+        for precision in args.precision:
+            for size in args.batch_sizes:
+                speed, first = images_per_s(path, precision, size, args.seconds)
+                print(f"{path[-40:]:40} {precision:10} {size:6} {speed:10.2f} {first:13.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
