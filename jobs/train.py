@@ -1,7 +1,7 @@
 """Train (fine-tune) the colorizer on colour photographs with Ray Train, checkpointing every epoch.
 
     python -m jobs.train --input ../shared/datasets/photos --split train --val-split val --output runs --name mse-1
-    python -m jobs.train --input ../shared/datasets --input-list runs/train-keys.txt --val-list runs/val-keys.txt \
+    python -m jobs.train --input ../shared/datasets --input-list runs/keys/train.txt --val-list runs/keys/val.txt \
         --head classification --output runs --name cls-1      # several folders: keys relative to --input
     ray job submit --address http://HEAD:8265 --working-dir . -- python -m jobs.train \
         --input s3://archive/colour-photos/ --output s3://archive/runs --name period-1 --workers 8 --use-gpu

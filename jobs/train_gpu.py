@@ -1,8 +1,8 @@
 """Train the colorizer on one GPU (or a CPU) without Ray, for a time budget: colorize_core.training's recipe,
 the same as jobs.train's. For a workstation GPU, or a GPU machine lent for minutes (JAX, no TensorFlow).
 
-    KERAS_BACKEND=jax python -m jobs.train_gpu --input ../shared/datasets --input-list runs/train-keys.txt \\
-        --val-list runs/val-keys.txt --head classification --precision bfloat16 --budget 540 --out runs/cls-1
+    KERAS_BACKEND=jax python -m jobs.train_gpu --input ../shared/datasets --input-list runs/keys/train.txt \\
+        --val-list runs/keys/val.txt --head classification --precision bfloat16 --budget 540 --out runs/cls-1
     python -m jobs.train_gpu --out runs/cls-1 --export models/cls-1.keras      # here: the colorizer file
 
 Photos are decoded once into memory (short side at most 256); background threads make augmented batches from
