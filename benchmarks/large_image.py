@@ -16,7 +16,7 @@ import numpy as np
 
 from colorize_core import codec, lab
 from colorize_core.model import load_colorizer
-from jobs.colorize import DEFAULT_MODEL
+from jobs import DEFAULT_MODEL
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

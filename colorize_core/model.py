@@ -184,6 +184,16 @@ def transplant(source: keras.Model, target: keras.Model) -> int:
     return copied
 
 
+def with_head(model: keras.Model, head: str, classes: colour_classes.ColourClasses | None = None) -> keras.Model:
+    """`model` if it has `head`; else a new model of that head (over `classes`, for classification) with
+    `model`'s encoder and as much of its decoder as fits (transplant)."""
+    if head_of(model) == head:
+        return model
+    new = build_colorizer(None, head=head, classes=classes)
+    transplant(model, new)
+    return new
+
+
 def load_colorizer(path: str | Path, precision: str = "float32") -> keras.Model:
     """Load a colorizer .keras file in safe mode (no arbitrary code); precision "bfloat16" computes in bf16.
 

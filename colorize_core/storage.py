@@ -221,11 +221,6 @@ def inspect_model_file(uri: str, endpoint: str | None = None) -> ModelFile:
                      float(annealed[0]["temperature"]) if annealed else None, float(gain[0]) if gain else 1.0)
 
 
-def model_file_sha256(uri: str, endpoint: str | None = None) -> str:
-    """sha256 of the model file, local or on S3, after check_model_file (SystemExit if refused)."""
-    return inspect_model_file(uri, endpoint).sha256
-
-
 def fetch_model(uri: str, sha256: str, endpoint: str | None = None) -> str:
     """A local path to the model at `uri` (a path or s3://...), checked against the sha256 the job recorded."""
     path = uri

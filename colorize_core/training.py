@@ -156,15 +156,13 @@ def start_model(init, recipe: Recipe, targets: list[np.ndarray]):
     `init` (a loaded colorizer) if its head is the recipe's; else a new model of the recipe's head, with
     `init`'s encoder and as much of its decoder as fits (model.transplant), and colour classes from `targets`
     (ab / 128 batches of training crops)."""
-    from colorize_core import model as colorizer_model
+    from colorize_core.model import with_defaults, with_head
 
-    if colorizer_model.head_of(init) == recipe.head:
-        model = init
-    else:
-        model = colorizer_model.build_colorizer(None, head=recipe.head, classes=colour_classes_of(targets))
-        colorizer_model.transplant(init, model)
+    # Targets are made for a classification head only where `init` lacks one (needs_targets).
+    classes = colour_classes_of(targets) if recipe.head == "classification" and targets else None
+    model = with_head(init, recipe.head, classes)
     if recipe.head == "classification" and recipe.temperature is not None:
-        model = colorizer_model.with_defaults(model, temperature=recipe.temperature)
+        model = with_defaults(model, temperature=recipe.temperature)
     return model, mse_rebalancing(recipe, np.concatenate(targets)) if targets else None
 
 

@@ -11,6 +11,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "colorizer.keras")
 
 
+def add_knob_flags(p) -> None:
+    """The colour knobs, shared by the colorize and evaluate jobs; both are recorded in every manifest row."""
+    p.add_argument("--temperature", type=float,
+                   help="classification head only: annealed-mean temperature, 1 = the predicted mean (muted), "
+                        "toward 0 = the most likely colour (vivid) (default: the model file's)")
+    p.add_argument("--chroma-gain", type=float,
+                   help="multiply the predicted colour's chroma (0 grey, 1 as predicted); L is kept and out-of-"
+                        "gamut colour pulled toward grey (default: the model file's, 1.0 if it carries none)")
+
+
 def add_recipe_flags(p, batch_size: int, learning_rate: float) -> None:
     """The training recipe's flags (colorize_core.training.Recipe), the same for jobs.train (Ray Train) and
     jobs.train_gpu (one GPU, no Ray); the two differ only in their default batch size and learning rate."""

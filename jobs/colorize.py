@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from jobs import DEFAULT_MODEL, settings_from_environment
+from jobs import DEFAULT_MODEL, add_knob_flags, settings_from_environment
 from colorize_core import codec, pipeline
 from colorize_core.stages import JobSettings
 from colorize_core.storage import IMAGE_EXTENSIONS, Location, inspect_model_file, read_key_list
@@ -55,16 +55,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not 0 <= args.max_error_fraction <= 1:
         p.error("--max-error-fraction must be between 0 and 1")
     return args
-
-
-def add_knob_flags(p: argparse.ArgumentParser) -> None:
-    """The colour knobs, shared by the colorize and evaluate jobs; both are recorded in every manifest row."""
-    p.add_argument("--temperature", type=float,
-                   help="classification head only: annealed-mean temperature, 1 = the predicted mean (muted), "
-                        "toward 0 = the most likely colour (vivid) (default: the model file's)")
-    p.add_argument("--chroma-gain", type=float,
-                   help="multiply the predicted colour's chroma (0 grey, 1 as predicted); L is kept and out-of-"
-                        "gamut colour pulled toward grey (default: the model file's, 1.0 if it carries none)")
 
 
 def check_locations(args: argparse.Namespace) -> tuple[Location, Location]:

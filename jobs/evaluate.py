@@ -20,11 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jobs import settings_from_environment
+from jobs import DEFAULT_MODEL, add_knob_flags, settings_from_environment
 from colorize_core import evaluation, metrics, pipeline, report
 from colorize_core.stages import JobSettings
 from colorize_core.storage import Location, inspect_model_file, select_keys
-from jobs.colorize import DEFAULT_MODEL, add_knob_flags
 
 PROTOCOL_DESCRIPTIONS = {"full": "full resolution",
                          "crop256": "256x256 centre crop (short side resized to 256), as in published tables"}

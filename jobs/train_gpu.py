@@ -126,16 +126,11 @@ def load_run(folder: Path, model) -> None:
 def model_of_run(run: dict, init_model: str, precision: str = "float32"):
     """The colorizer a run folder's files belong on: --init-model's, or a new head with the run's colour classes."""
     from colorize_core import colour_classes
-    from colorize_core.model import build_colorizer, head_of, load_colorizer, transplant
+    from colorize_core.model import load_colorizer, with_head
 
-    init = load_colorizer(init_model, precision)
-    if run["recipe"]["head"] == head_of(init):
-        return init
-    classes = colour_classes.ColourClasses(np.array(run["classes"]["centres"], np.float32),
-                                           np.array(run["classes"]["prior"], np.float32))
-    model = build_colorizer(None, head=run["recipe"]["head"], classes=classes)
-    transplant(init, model)
-    return model
+    classes = run["classes"] and colour_classes.ColourClasses(np.array(run["classes"]["centres"], np.float32),
+                                                              np.array(run["classes"]["prior"], np.float32))
+    return with_head(load_colorizer(init_model, precision), run["recipe"]["head"], classes)
 
 
 def export(args: argparse.Namespace) -> None:

@@ -1,7 +1,6 @@
 """The classification head's maths: the bins, the soft encoding, the prior and the weights, the annealed mean,
 the confidence; the head switch; the knobs (temperature and chroma gain)."""
 import cv2
-import keras
 import numpy as np
 import pytest
 
