@@ -1,11 +1,19 @@
 #!/bin/sh
 # The prepared GPU run: the training recipe (jobs.train_gpu) on the train split of ../shared/datasets/photos plus
 # all of ../shared/datasets/photos-more, validated on the val split, within a time budget, on a machine with JAX
-# but no TensorFlow or Ray. From the repository root:
+# but no TensorFlow or Ray. ../shared does not travel to the lent machine, and a call carries at most 64 MiB
+# (counted in whole disk blocks: thousands of small files are sent as one zip), so the photos and the starting
+# model go packed, in two calls to one warm machine (it keeps the first call's files; call the second within
+# its 30 s idle time). From the repository root:
 #
-#   sh tools/fetch_gpu_wheels.sh                       # here, once: keras and what it needs there, into .whl/
-#   run(command="sh tools/gpu_train.sh 450 classification", carry=[".whl"], timeout_s=600)   # the device tool
-#   python -m jobs.train_gpu --out RUN --export models/NEW.keras                            # here, afterwards
+#   sh tools/fetch_gpu_wheels.sh                                  # here, once: keras and its needs, into .whl/
+#   python tools/training_keys.py --root ../shared/datasets --train photos:train photos-more --val photos:val --out out/keys
+#   python tools/gpu_pack.py --keys out/keys --out .gpupack && (cd .gpupack && zip -q -0 -r b.zip b)
+#   mv models/colorizer.keras /tmp/                               # the shipped file alone is over the limit
+#   run(command="python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl", carry=[".whl", ".gpupack/a"])
+#   run(command="python3 -m zipfile -e .gpupack/b.zip .gpupack && sh tools/gpu_train.sh 420 classification", carry=[".gpupack/b.zip"], timeout_s=590)
+#   mv /tmp/colorizer.keras models/
+#   python -m jobs.train_gpu --out RUN --init-model .gpupack/a/init.keras --export models/NEW.keras   # here, afterwards
 #
 # Arguments: BUDGET seconds of training (default 450), the recipe's --head (default classification), then any
 # more jobs.train_gpu flags (e.g. --unfreeze block4 block5 --learning-rate 3e-4). Writes $OUT/HEAD/ (weights,
@@ -18,12 +26,19 @@ HEAD=${2:-classification}
 PYTHON=${PYTHON:-python3}
 OUT=${OUT:-out/gpu}
 export KERAS_BACKEND=${KERAS_BACKEND:-jax} PYTHONUNBUFFERED=1
+[ -d /tmp/site ] && export PYTHONPATH=/tmp/site  # installed by an earlier call on this machine
 if [ -d .whl ] && ! $PYTHON -c "import keras, exiv2" 2>/dev/null; then
     $PYTHON -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH=/tmp/site
 fi
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >"$OUT/device.txt" 2>/dev/null || echo cpu >"$OUT/device.txt"
-$PYTHON tools/training_keys.py --root ../shared/datasets --train photos:train photos-more --val photos:val --out "$OUT/keys"
-$PYTHON -m jobs.train_gpu --input ../shared/datasets --input-list "$OUT/keys/train.txt" --val-list "$OUT/keys/val.txt" \
+if [ -f .gpupack/b/train.txt ]; then  # the photos as tools/gpu_pack.py packed them (../shared does not travel)
+    set -- --init-model .gpupack/a/init.keras "$@"
+    DATA=.gpupack TRAIN=.gpupack/b/train.txt VAL=.gpupack/b/val.txt
+else
+    $PYTHON tools/training_keys.py --root ../shared/datasets --train photos:train photos-more --val photos:val --out "$OUT/keys"
+    DATA=../shared/datasets TRAIN="$OUT/keys/train.txt" VAL="$OUT/keys/val.txt"
+fi
+$PYTHON -m jobs.train_gpu --input "$DATA" --input-list "$TRAIN" --val-list "$VAL" \
     --head "$HEAD" --precision bfloat16 --budget "$BUDGET" --out "$OUT/$HEAD" "$@" 2>&1 | tee "$OUT/log.txt"

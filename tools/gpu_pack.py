@@ -1,0 +1,101 @@
+"""Pack the prepared GPU run's photos and starting model so they travel to the lent GPU machine.
+
+That machine gets only this repository (64 MiB a call, the shipped model alone is 70 MB) and not ../shared.
+So: every training photo as a 224x224 centre square (short side resized to 224) in WebP quality 75 (~6.7 KB),
+the val photos as the evaluation protocol's 224x224 centre crop in JPEG quality 95 (the same crop the training
+run validates on), and the starting model with its weights in float16 (28 MB: predictions differ by < 1e-3).
+The pack is split in two parts, each sent by its own call (a warm machine keeps the first while the second
+arrives); tools/gpu_train.sh trains on it when it is there.
+
+    python tools/training_keys.py --root ../shared/datasets --train photos:train photos-more --val photos:val --out out/keys
+    python tools/gpu_pack.py --keys out/keys --out .gpupack
+"""
+import argparse
+import io
+import random
+import sys
+import zipfile
+from multiprocessing import Pool
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from colorize_core.lab import MODEL_SIZE, centre_crop  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+
+
+def train_bytes(key: str) -> bytes:
+    image = cv2.imread(str(ROOT / key), cv2.IMREAD_COLOR)
+    return b"" if image is None else cv2.imencode(".webp", centre_crop(image, MODEL_SIZE), [cv2.IMWRITE_WEBP_QUALITY, 75])[1].tobytes()
+
+
+def val_bytes(key: str) -> bytes:
+    image = cv2.imread(str(ROOT / key), cv2.IMREAD_COLOR)
+    return cv2.imencode(".jpg", centre_crop(image, MODEL_SIZE), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+
+def half_model(src: Path, dst: Path) -> None:
+    """A copy of the colorizer file `src` with its float32 weights stored as float16 (Keras casts them back on load)."""
+    import h5py
+
+    with zipfile.ZipFile(src) as z:
+        config, metadata, weights = (z.read(n) for n in ("config.json", "metadata.json", "model.weights.h5"))
+    out = io.BytesIO()
+    with h5py.File(io.BytesIO(weights), "r") as f, h5py.File(out, "w") as g:
+        def copy(name, obj):
+            if isinstance(obj, h5py.Group):
+                target = g.require_group(name)
+            else:
+                data = obj[()]
+                target = g.create_dataset(name, data=data.astype(np.float16) if data.dtype == np.float32 else data)
+            target.attrs.update(obj.attrs)
+        g.attrs.update(f.attrs)
+        f.visititems(copy)
+    with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("config.json", config), z.writestr("metadata.json", metadata)
+        z.writestr("model.weights.h5", out.getvalue())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--keys", type=Path, required=True, help="folder with train.txt and val.txt (tools/training_keys.py)")
+    p.add_argument("--out", type=Path, default=Path(".gpupack"))
+    p.add_argument("--model", type=Path, default=Path("models/colorizer.keras"), help="the model to start from")
+    p.add_argument("--part-a", type=int, default=13_500_000, help="bytes of photos in part a (sent with the wheels and model)")
+    p.add_argument("--part-b", type=int, default=60_000_000, help="bytes in part b (photos, val crops, key lists)")
+    args = p.parse_args()
+    (args.out / "a").mkdir(parents=True, exist_ok=True)
+    (args.out / "b").mkdir(parents=True, exist_ok=True)
+    half_model(args.model, args.out / "a" / "init.keras")
+    train = (args.keys / "train.txt").read_text().split()
+    val = (args.keys / "val.txt").read_text().split()
+    random.Random(0).shuffle(train)  # both parts a random mix of the sources
+    with Pool() as pool:
+        val_blobs = pool.map(val_bytes, val, chunksize=16)
+        train_blobs = pool.imap(train_bytes, train, chunksize=32)
+        room = {"a": args.part_a, "b": args.part_b - sum(map(len, val_blobs)) - 200 * len(train)}
+        packed, skipped = [], 0
+        for key, blob in zip(train, train_blobs):
+            part = "a" if room["a"] >= len(blob) else "b" if room["b"] >= len(blob) else None
+            if not blob or part is None:
+                skipped += 1
+                continue
+            path = args.out / part / Path(key).with_suffix(".webp")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(blob)
+            room[part] -= len(blob)
+            packed.append(f"{part}/{Path(key).with_suffix('.webp')}")
+    for key, blob in zip(val, val_blobs):
+        path = args.out / "b" / "val" / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(blob)
+    (args.out / "b" / "train.txt").write_text("\n".join(sorted(packed)) + "\n")
+    (args.out / "b" / "val.txt").write_text("\n".join(f"b/val/{key}" for key in val) + "\n")
+    print(f"{len(packed)} training photos packed ({skipped} left out: no room or unreadable), {len(val)} val crops")
+
+
+if __name__ == "__main__":
+    main()
