@@ -10,13 +10,11 @@ import argparse
 import time
 from pathlib import Path
 
-import jobs  # noqa: F401  (environment for TensorFlow before it loads)
 import cv2
 import numpy as np
 
-from colorize_core import codec, lab
-from colorize_core.model import load_colorizer
-from jobs import DEFAULT_MODEL
+from colorize_core import codec, lab, runtime
+from colorize_core.model_file import DEFAULT_MODEL, load_colorizer
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -31,6 +29,7 @@ def best_of(repeat: int, step):
 
 
 def main() -> None:
+    runtime.prepare_environment()  # TensorFlow's start-up chatter off, before load_colorizer imports it
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", nargs="+", default=["6000x4000", "3000x2000", "1500x1000"])
     p.add_argument("--repeat", type=int, default=3)

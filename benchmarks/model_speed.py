@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from jobs import DEFAULT_MODEL
+from colorize_core.model_file import DEFAULT_MODEL
 
 
 def images_per_s(path: str, precision: str, batch_size: int, seconds: float) -> tuple[float, float]:

@@ -17,14 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import jobs  # noqa: F401  (keeps the local Ray on loopback; must come before ray)
 import numpy as np
 
-from colorize_core import pipeline
+from colorize_core import runtime
 from colorize_core.lab import MODEL_SIZE
-from colorize_core.model import load_colorizer
+from colorize_core.model_file import inspect_model_file, load_colorizer, resolve_knobs
 from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode
-from colorize_core.storage import Location, inspect_model_file
+from colorize_core.storage import Location
 from jobs import colorize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +54,7 @@ def naive_loop(folder_in: Path, folder_out: Path, model_path: str, precision: st
     source, target = Location(str(folder_in)), Location(str(folder_out))
     keys = source.list_keys()
     model = inspect_model_file(model_path)
-    temperature, chroma_gain = pipeline.resolve_knobs(model, None, None)  # the model's own defaults, as the job
+    temperature, chroma_gain = resolve_knobs(model, None, None)  # the model's own defaults, as the job
     settings = JobSettings(source, target, model_path, model.sha256, "naive", precision=precision,
                            temperature=temperature, chroma_gain=chroma_gain)
     start = time.perf_counter()
@@ -75,7 +74,7 @@ def main() -> None:
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="colorize-bench-"))
     n = copy_photos(args.n, work / "in")
-    pipeline.init_ray()
+    runtime.start_ray()
     print(f"{n} photos from {PHOTOS}, batch size {args.batch_size}, model {args.model}")
     for precision in args.precision:
         start = time.perf_counter()

@@ -13,8 +13,7 @@ import json
 import tempfile
 from pathlib import Path
 
-import jobs  # noqa: F401  (keeps the local Ray on loopback; must come before ray)
-from jobs import train
+from jobs import train  # its main() prepares Ray's environment before importing ray
 
 PHOTOS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "photos"
 FIGURES = ("seconds", "train_loss", "val_loss", "val_psnr", "val_ciede2000", "val_cf")

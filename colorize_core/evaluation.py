@@ -3,15 +3,25 @@
 The colorizing in between is the batch job's own chain (pipeline.colorize_dataset), not a copy of it.
 """
 import base64
+import csv
+import json
 import time
+from datetime import datetime, timezone
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from colorize_core import codec, lab, metrics
+from colorize_core import codec, lab, manifest, metrics, pipeline, report, runtime
+from colorize_core.model_file import ModelFile
+from colorize_core.stages import JobSettings
 from colorize_core.storage import Location
 
 PROTOCOLS = ("full", "crop256")  # full resolution; or short side 256 then the centre 256x256 (published tables)
+PROTOCOL_DESCRIPTIONS = {"full": "full resolution",
+                         "crop256": "256x256 centre crop (short side resized to 256), as in published tables"}
 THUMBNAIL_HEIGHT = 160
 
 
@@ -36,9 +46,9 @@ def make_grey_versions(batch: dict[str, np.ndarray], source: Location, work: Loc
             grey = lab.recombine(L, np.zeros((lab.MODEL_SIZE, lab.MODEL_SIZE, 2), np.float32), truth.dtype)
             work.write_atomic(f"truth/{grey_key(key)}", codec.encode(truth, "png"))
             work.write_atomic(f"grey/{grey_key(key)}", codec.encode(grey, "png"))
-            status.append("ok"), error.append("")
+            status.append(manifest.OK), error.append("")
         except (codec.ImageError, OSError) as e:
-            status.append("error"), error.append(f"{type(e).__name__}: {e}")
+            status.append(manifest.ERROR), error.append(f"{type(e).__name__}: {e}")
     return {"key": batch["key"], "status": np.array(status, dtype=object), "error": np.array(error, dtype=object)}
 
 
@@ -82,3 +92,65 @@ def confidence_spearman(rows: list[dict]) -> float | None:
     if len(pairs) < 3:
         return None
     return float(spearmanr(*zip(*pairs)).statistic)
+
+
+def evaluate(source: Location, keys: list[str], out: Path, model_uri: str, model: ModelFile, protocol: str = "full",
+             precision: str = "auto", batch_size: int | None = None, temperature: float | None = None,
+             chroma_gain: float = 1.0, model_endpoint: str | None = None, described: dict | None = None) -> dict:
+    """Grey versions of the photos `keys` -> the colorize job's own chain of stages -> metrics against the
+    photos. Writes per_image.parquet/.csv, summary.json, report.html and images/ under `out`; returns the
+    summary (`described`, e.g. the input and split, goes into it as given). Ray must be started."""
+    out = out.resolve()
+    work = Location(str(out / "images"))
+    resources = runtime.default_resources(batch_size)
+    precision = runtime.resolve_precision(precision, resources)
+
+    made = pipeline.keys_dataset(keys, resources.batch_size).map_batches(
+        make_grey_versions, fn_kwargs={"source": source, "work": work, "protocol": protocol},
+        batch_format="numpy").take_all()
+    failed = [(r["key"], r["error"]) for r in made if r["status"] != manifest.OK]
+    for key, error in failed:
+        print(f"  not evaluated: {key}: {error}")
+    keys = sorted(r["key"] for r in made if r["status"] == manifest.OK)
+
+    # The colorize job's own chain of stages, over the grey versions.
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    settings = JobSettings(Location(str(out / "images" / "grey")), Location(str(out / "images" / "colour")),
+                           model_uri, model.sha256, run_id, overwrite=True, precision=precision,
+                           temperature=temperature, chroma_gain=chroma_gain, model_endpoint=model_endpoint)
+    folder, colorized = pipeline.run([grey_key(k) for k in keys], settings, resources)
+    if not np.all(colorized["status"] == manifest.OK):
+        raise SystemExit(f"the colorize stages failed on some grey versions: see {folder}")
+
+    rows = pipeline.keys_dataset(keys, resources.batch_size).map_batches(
+        measure, fn_kwargs={"work": work}, batch_format="numpy").take_all()
+    rows = sorted(rows, key=lambda r: r["key"])
+    confidence = dict(zip(colorized["key"], colorized["colour_confidence"]))
+    for row in rows:  # null where the model gives none (regression head)
+        value = float(confidence[grey_key(row["key"])])
+        row["colour_confidence"] = value if np.isfinite(value) else None
+    summary = {
+        **(described or {}), "protocol": protocol, "protocol_description": PROTOCOL_DESCRIPTIONS[protocol],
+        "model_name": Path(model_uri).name, "model_path": model_uri, "model_sha256": model.sha256, "head": model.head,
+        "temperature": temperature, "chroma_gain": chroma_gain, "precision": precision, "images": len(rows),
+        "confidence_spearman": confidence_spearman(rows),
+        "not_evaluated": len(failed), "model": metrics.summarize(rows, "model_"),
+        "grey_baseline": metrics.summarize(rows, "grey_"), "colorize_manifest": folder,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_results(out, summary, rows)
+    return summary
+
+
+def write_results(out: Path, summary: dict, rows: list[dict]) -> None:
+    """The per-image table (Parquet and CSV, thumbnails left out), summary.json and the HTML report."""
+    table = pa.Table.from_pylist([{k: v for k, v in r.items() if not k.startswith("thumb_")} for r in rows])
+    out.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, out / "per_image.parquet")
+    with open(out / "per_image.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=table.column_names)
+        writer.writeheader()
+        writer.writerows(table.to_pylist())
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "report.html").write_text(report.render(summary, [{k: (str(v) if k == "key" else v) for k, v in r.items()}
+                                                             for r in rows]), encoding="utf-8")

@@ -194,20 +194,6 @@ def with_head(model: keras.Model, head: str, classes: colour_classes.ColourClass
     return new
 
 
-def load_colorizer(path: str | Path, precision: str = "float32") -> keras.Model:
-    """Load a colorizer .keras file in safe mode (no arbitrary code); precision "bfloat16" computes in bf16.
-
-    The precision is always set, whatever the file was saved with: a model trained in bf16 (float32 weights)
-    loads to compute in float32 unless asked otherwise."""
-    model = keras.saving.load_model(path, safe_mode=True, compile=False)
-    policy = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[precision]
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        # The class logits and their softmax stay float32: ~300 classes need the precision.
-        if not isinstance(layer, (AnnealedMean, Confidence)) and layer.name != "ab_logits":
-            layer.dtype_policy = policy
-    return model
-
-
 class Colorizer:
     """A colorizer file loaded for the job, with its knobs: `temperature` (classification head; default: the
     file's) is built into the network; the chroma gain is not applied here but in lab.recombine, which keeps L.
@@ -235,6 +221,8 @@ class Colorizer:
 
     @classmethod
     def load(cls, path: str | Path, precision: str = "float32", temperature: float | None = None) -> "Colorizer":
+        from colorize_core.model_file import load_colorizer
+
         return cls(load_colorizer(path, precision), temperature)
 
     def predict(self, L: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -2,8 +2,9 @@
 
 A batch is a dict of equal-length numpy arrays, Ray Data's "numpy" batch format, so the same functions run
 under Ray Data (jobs/colorize.py), in evaluation and training, and in a plain loop in a test. Each row
-carries its `status` through every stage: "todo" rows are worked on; "skipped" (output already there) and
-"error" rows pass through untouched, so every input ends as exactly one manifest row.
+carries its `status` through every stage: TODO rows are worked on; SKIPPED (output already there) and
+ERROR rows pass through untouched, so every input ends as exactly one manifest row (the columns and statuses
+are declared in manifest.py).
 """
 import time
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from colorize_core import codec, lab, metadata
+from colorize_core.manifest import ERROR, OK, SKIPPED, TODO
 from colorize_core.storage import Location
 
 EMPTY_L = np.zeros((0, 0), np.float32)
@@ -33,6 +35,7 @@ class JobSettings:
     max_pixels: int = codec.DEFAULT_MAX_PIXELS
     temperature: float | None = None  # the classification head's annealed-mean temperature; None: the model's
     chroma_gain: float | None = None  # applied in recombine (ab times this, L kept); None: the model file's own
+    model_endpoint: str | None = None  # the S3 endpoint the model file is fetched from (None: AWS_ENDPOINT_URL)
 
 
 def ragged(arrays: list[np.ndarray]) -> np.ndarray:
@@ -63,20 +66,20 @@ def unsafe_key_reason(key: str) -> str | None:
 def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict[str, np.ndarray]:
     """CPU stage: key -> original bytes -> decoded image -> full-resolution L and the 224x224 model input.
 
-    Rows whose output exists already become "skipped" without reading anything (resume), unless overwrite.
+    Rows whose output exists already become SKIPPED without reading anything (resume), unless overwrite.
     """
     rows = {c: [] for c in ("status", "error", "format", "bit_depth", "width", "height", "bytes_in", "input_chroma",
                             "decode_s")}
     Ls, inputs, alphas, exvs, iccs = [], [], [], [], []
     for key in batch["key"]:
         start = time.perf_counter()
-        status, error, fmt, depth, width, height, size, chroma, L = "todo", "", "", 0, 0, 0, 0, 0.0, EMPTY_L
+        status, error, fmt, depth, width, height, size, chroma, L = TODO, "", "", 0, 0, 0, 0, 0.0, EMPTY_L
         alpha, exv, icc = EMPTY_L, b"", b""
         try:
             if reason := unsafe_key_reason(key):
                 raise codec.ImageError(f"refused key ({reason}): it would be written outside the output prefix")
             if not settings.overwrite and settings.output.exists(key):
-                status = "skipped"
+                status = SKIPPED
             else:
                 data = settings.input.read(key)
                 size = len(data)
@@ -87,9 +90,9 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
                 Lab = lab.bgr_to_lab(image)
                 L, chroma = Lab[..., 0], float(np.hypot(Lab[..., 1], Lab[..., 2]).mean())  # > ~5: a colour input
         except (codec.ImageError, OSError) as e:
-            status, error = "error", f"{type(e).__name__}: {e}"
+            status, error = ERROR, f"{type(e).__name__}: {e}"
         Ls.append(L), alphas.append(alpha), exvs.append(exv), iccs.append(icc)
-        inputs.append(lab.model_input(L) if status == "todo" else EMPTY_L)
+        inputs.append(lab.model_input(L) if status == TODO else EMPTY_L)
         for column, value in zip(rows, (status, error, fmt, depth, width, height, size, chroma,
                                         time.perf_counter() - start)):
             rows[column].append(value)
@@ -105,14 +108,14 @@ class Predictor:
 
     def __init__(self, settings: JobSettings):
         from colorize_core.model import Colorizer  # TensorFlow only in the actors
-        from colorize_core.storage import fetch_model
+        from colorize_core.model_file import fetch_model
 
-        self.colorizer = Colorizer.load(fetch_model(settings.model_uri, settings.model_sha256,
-                                                    settings.output.endpoint), settings.precision, settings.temperature)
+        self.colorizer = Colorizer.load(fetch_model(settings.model_uri, settings.model_sha256, settings.model_endpoint),
+                                        settings.precision, settings.temperature)
         self.chroma_gain = self.colorizer.default_gain if settings.chroma_gain is None else settings.chroma_gain
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        todo = batch["status"] == "todo"
+        todo = batch["status"] == TODO
         ab = [EMPTY_AB] * len(todo)
         seconds = np.zeros(len(todo))
         confidence = np.full(len(todo), np.nan)  # NaN: no confidence (regression head, skipped or error rows)
@@ -144,7 +147,7 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
     carried = np.full(n, "", dtype=object)
     record = {"software": SOFTWARE, "model": settings.model_uri.rsplit("/", 1)[-1],
               "model_sha256": settings.model_sha256, "when": str(np.datetime64("now", "s")) + "Z"}
-    for i in np.flatnonzero(status == "todo"):
+    for i in np.flatnonzero(status == TODO):
         try:
             start = time.perf_counter()
             dtype = np.uint16 if batch["bit_depth"][i] == 16 else np.uint8
@@ -159,13 +162,13 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
             start = time.perf_counter()
             settings.output.write_atomic(batch["key"][i], data)
             write_s[i] = time.perf_counter() - start
-            status[i], bytes_out[i] = "ok", len(data)
+            status[i], bytes_out[i] = OK, len(data)
         except (codec.ImageError, OSError) as e:
-            status[i], error[i] = "error", f"{type(e).__name__}: {e}"
+            status[i], error[i] = ERROR, f"{type(e).__name__}: {e}"
     manifest = {c: v for c, v in batch.items() if c not in ("L", "ab", "alpha", "exv", "icc")}
     return {
         **manifest,
-        "output_key": np.where(status == "error", "", batch["key"]).astype(object),
+        "output_key": np.where(status == ERROR, "", batch["key"]).astype(object),
         "status": status,
         "error": error,
         "bytes_out": bytes_out,

@@ -4,16 +4,11 @@ S3 credentials come from the standard AWS chain (environment, ~/.aws, instance p
 (or AWS_ENDPOINT_URL) points at an S3-compatible server such as SeaweedFS or MinIO.
 """
 import csv
-import hashlib
-import io
-import json
 import os
-import tempfile
 import uuid
-import zipfile
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
 import pyarrow.csv as pacsv
@@ -153,83 +148,3 @@ def select_keys(source: Location, split: str | None = None, input_list: str | No
     else:
         keys = source.list_keys(extensions)
     return keys[:limit] if limit else keys
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file, recorded with every output so each colour image names the model that made it."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def check_model_file(data: bytes) -> None:
-    """Refuse, before any work, a model file that loading could run code from: anything but a Keras 3 `.keras`
-    archive (pickles, HDF5, SavedModel), or one holding a Lambda layer. (The actors load in safe mode as well.)"""
-    try:
-        config = zipfile.ZipFile(io.BytesIO(data)).read("config.json").decode("utf-8")
-        json.loads(config)
-    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, ValueError):
-        raise ValueError("not a Keras 3 .keras file (a zip holding config.json): pickled, HDF5 and SavedModel "
-                         "models are refused, since loading them can run arbitrary code") from None
-    if '"class_name": "Lambda"' in config or '"__lambda__"' in config:
-        raise ValueError("the model holds a Lambda layer (arbitrary Python code): refused; rebuild it without one")
-
-
-@dataclass(frozen=True)
-class ModelFile:
-    """What the driver knows of a model file before any actor loads it: its hash, its head and the defaults of
-    its knobs (read from its config.json, without TensorFlow)."""
-
-    sha256: str
-    head: str  # "regression" or "classification"
-    temperature: float | None  # the classification head's default annealed-mean temperature
-    chroma_gain: float  # the default gain: the file's final chroma_gain layer, else 1.0
-
-
-def _layer_configs(node):
-    """Every layer's {"class_name", "config"} in a Keras config.json, nested models included."""
-    if isinstance(node, dict):
-        if "class_name" in node and isinstance(node.get("config"), dict):
-            yield node
-        for value in node.values():
-            yield from _layer_configs(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _layer_configs(value)
-
-
-def inspect_model_file(uri: str, endpoint: str | None = None) -> ModelFile:
-    """The model file's sha256, head and defaults, after check_model_file (SystemExit if refused). Read once by
-    the driver; every actor checks its copy against the hash."""
-    if uri.startswith("s3://"):
-        folder, name = uri.rsplit("/", 1)
-        data = Location(folder, endpoint).read(name)
-    else:
-        data = Path(uri).read_bytes()
-    try:
-        check_model_file(data)
-    except ValueError as e:
-        raise SystemExit(f"model {uri}: {e}") from None
-    config = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("config.json"))
-    layers = list(_layer_configs(config))
-    annealed = [l["config"] for l in layers if l["class_name"] == "AnnealedMean"]
-    outermost = config.get("config", {}).get("layers", [])
-    gain = [l["config"]["scale"] for l in outermost[-1:] if l.get("config", {}).get("name") == "chroma_gain"]
-    return ModelFile(hashlib.sha256(data).hexdigest(), "classification" if annealed else "regression",
-                     float(annealed[0]["temperature"]) if annealed else None, float(gain[0]) if gain else 1.0)
-
-
-def fetch_model(uri: str, sha256: str, endpoint: str | None = None) -> str:
-    """A local path to the model at `uri` (a path or s3://...), checked against the sha256 the job recorded."""
-    path = uri
-    if uri.startswith("s3://"):
-        bucket_dir, name = uri.rsplit("/", 1)
-        path = str(Path(tempfile.gettempdir()) / "colorize-models" / f"{sha256}-{name}")
-        if not Path(path).exists():
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Location(uri=path.rsplit("/", 1)[0]).write_atomic(Path(path).name, Location(bucket_dir, endpoint).read(name))
-    if file_sha256(path) != sha256:
-        raise RuntimeError(f"model {uri} changed during the job (sha256 differs): rerun to use the new file")
-    return path

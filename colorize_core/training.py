@@ -222,7 +222,8 @@ def train_loop_per_worker(config: dict) -> None:
     import ray.train
     import tensorflow as tf
 
-    from colorize_core.model import load_colorizer, training_model
+    from colorize_core.model import training_model
+    from colorize_core.model_file import load_colorizer
 
     context = ray.train.get_context()
     recipe = Recipe(**{**config["recipe"], "unfreeze": tuple(config["recipe"]["unfreeze"])})

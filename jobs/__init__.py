@@ -1,14 +1,52 @@
 """Entry points: `python -m jobs.X` locally, `ray job submit -- python -m jobs.X` on a cluster."""
 import os
-import sys
 
-# A Ray started here (no RAY_ADDRESS, no --ray-address) is a one-machine Ray: keep it on 127.0.0.1.
-# Ray reads this when it is imported, and its own processes inherit it, so it is set before any import of ray.
-if not os.environ.get("RAY_ADDRESS") and not any(a.startswith("--ray-address") for a in sys.argv):
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the job's own output
+from colorize_core.model_file import DEFAULT_MODEL, ModelFile, inspect_model_file, resolve_knobs
+from colorize_core.runtime import PRECISIONS
 
-DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "colorizer.keras")
+# Each job: parse its flags (declared here where jobs share them), build its settings, call colorize_core,
+# print. No job imports another; nothing here runs at import (the environment is runtime.start_ray's).
+
+
+def add_input_flags(p, help: str, required: bool = True, selection: bool = True) -> None:
+    """Where the photos come from: --input, --input-list and --s3-endpoint; with `selection`, also --split and
+    --limit (the training and evaluation jobs pick photos from a folder of them)."""
+    p.add_argument("--input", required=required, help=help)
+    if selection:
+        p.add_argument("--split", help="take the photos of this split from INPUT/MANIFEST.csv (columns path, split)")
+    p.add_argument("--input-list", help="Parquet, CSV or text file of keys relative to --input (no listing of --input)")
+    if selection:
+        p.add_argument("--limit", type=int, help="only the first N photos (sorted by key)")
+    p.add_argument("--s3-endpoint",
+                   help="endpoint of an S3-compatible server, e.g. http://127.0.0.1:8333 (default: AWS_ENDPOINT_URL)")
+
+
+def add_validation_flags(p, limit: int) -> None:
+    """The photos a training run validates on (never trained on), shared by jobs.train and jobs.train_gpu."""
+    p.add_argument("--val-split", help="validate on this split of INPUT/MANIFEST.csv")
+    p.add_argument("--val-list", help="validate on the keys of this list (relative to --input)")
+    p.add_argument("--val-limit", type=int, default=limit, help=f"validate on at most this many photos (default {limit})")
+
+
+def add_model_stage_flags(p) -> None:
+    """The model file and how its stage computes, shared by the colorize and evaluate jobs."""
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help="colorizer .keras file, a path or s3:// (default: the shipped model)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="model compute precision (default auto: bfloat16 on GPUs, float32 on CPUs; bfloat16 is "
+                        "also faster on CPUs with AMX)")
+    p.add_argument("--batch-size", type=int, help="images per model batch (default 16 on CPU, 128 on GPU)")
+    add_knob_flags(p)
+
+
+def model_and_knobs(args) -> tuple[ModelFile, float | None, float]:
+    """The --model file inspected (SystemExit if missing or refused) and the knobs the run uses: the flags',
+    else the file's own defaults (SystemExit, saying why, for a wrong one)."""
+    model = inspect_model_file(args.model, args.s3_endpoint)
+    try:
+        return (model, *resolve_knobs(model, args.temperature, args.chroma_gain))
+    except ValueError as e:
+        raise SystemExit(f"{e}") from None
 
 
 def add_knob_flags(p) -> None:

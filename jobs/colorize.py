@@ -5,36 +5,24 @@
         python -m jobs.colorize --input s3://archive/scans/ --output s3://archive/colour/ --model s3://archive/models/colorizer.keras
 """
 import argparse
-import os
 import sys
 import time
 from datetime import datetime, timezone
 
-import numpy as np
-
-from jobs import DEFAULT_MODEL, add_knob_flags, settings_from_environment
-from colorize_core import codec, pipeline
+from jobs import add_input_flags, add_model_stage_flags, model_and_knobs, settings_from_environment
+from colorize_core import codec, manifest, pipeline, runtime
 from colorize_core.stages import JobSettings
-from colorize_core.storage import IMAGE_EXTENSIONS, Location, inspect_model_file, read_key_list
+from colorize_core.storage import IMAGE_EXTENSIONS, Location, read_key_list
 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", required=True, help="folder or s3://bucket/prefix holding the black-and-white images")
+    add_input_flags(p, "folder or s3://bucket/prefix holding the black-and-white images", selection=False)
     p.add_argument("--output", required=True, help="folder or s3://bucket/prefix for the colour images and _manifest/")
-    p.add_argument("--input-list", help="Parquet, CSV or text file of keys relative to --input (no listing of --input)")
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help="colorizer .keras file, a path or s3:// (default: the shipped model)")
-    p.add_argument("--s3-endpoint", default=os.environ.get("AWS_ENDPOINT_URL"),
-                   help="endpoint of an S3-compatible server, e.g. http://127.0.0.1:8333 (default: AWS_ENDPOINT_URL)")
+    add_model_stage_flags(p)
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose output already exists")
     p.add_argument("--jpeg-quality", type=int, default=95, choices=range(1, 101), metavar="1..100")
-    p.add_argument("--precision", choices=pipeline.PRECISIONS, default="auto",
-                   help="model compute precision (default auto: bfloat16 on GPUs, float32 on CPUs; bfloat16 is "
-                        "also faster on CPUs with AMX)")
-    add_knob_flags(p)
-    p.add_argument("--batch-size", type=int, help="images per model batch (default 16 on CPU, 128 on GPU)")
     p.add_argument("--actors", type=int, help="model replicas (default: one per GPU, else one)")
     p.add_argument("--cpus-per-actor", type=float, help="CPUs reserved by each model actor (default 1)")
     p.add_argument("--gpus-per-actor", type=float, help="GPUs per model actor (default 1 where the cluster has GPUs)")
@@ -64,9 +52,6 @@ def check_locations(args: argparse.Namespace) -> tuple[Location, Location]:
     if source.is_s3 == target.is_s3 and (a.startswith(b) or b.startswith(a)):
         raise SystemExit(f"--output {args.output} must not be --input or inside it (or contain it): "
                          "the originals would be overwritten or re-read as inputs")
-    if not args.model.startswith("s3://") and not os.path.isfile(args.model):
-        raise SystemExit(f"model file not found: {args.model}\n"
-                         "Build the default model with `make model` (or pass --model PATH).")
     source.check_access()
     target.check_access()
     return source, target
@@ -75,6 +60,7 @@ def check_locations(args: argparse.Namespace) -> tuple[Location, Location]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     source, target = check_locations(args)
+    model, temperature, chroma_gain = model_and_knobs(args)
     if args.input_list:
         keys = read_key_list(args.input_list, args.s3_endpoint)
     else:
@@ -84,35 +70,30 @@ def main(argv: list[str] | None = None) -> int:
         keys = source.list_keys(extensions)
     if not keys:
         raise SystemExit(f"no images found under {args.input}")
-    model = inspect_model_file(args.model, args.s3_endpoint)
-    try:
-        temperature, chroma_gain = pipeline.resolve_knobs(model, args.temperature, args.chroma_gain)
-    except ValueError as e:
-        raise SystemExit(f"{e}") from None
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    pipeline.init_ray(args.ray_address)
-    resources = pipeline.default_resources(args.batch_size, args.actors, args.cpus_per_actor, args.gpus_per_actor,
+    runtime.start_ray(args.ray_address)
+    resources = runtime.default_resources(args.batch_size, args.actors, args.cpus_per_actor, args.gpus_per_actor,
                                             args.object_store_mib)
     settings = JobSettings(source, target, args.model, model.sha256, run_id, args.overwrite, args.jpeg_quality,
-                           pipeline.resolve_precision(args.precision, resources), args.max_pixels,
-                           temperature, chroma_gain)
+                           runtime.resolve_precision(args.precision, resources), args.max_pixels,
+                           temperature, chroma_gain, args.s3_endpoint)
     knobs = f"temperature {temperature}, " if temperature is not None else ""
     print(f"colorize: {len(keys)} inputs from {args.input} -> {args.output}; model {args.model} "
           f"(sha256 {model.sha256[:12]}, {model.head} head; {knobs}chroma gain {chroma_gain}), {settings.precision}; "
           f"{resources}", flush=True)
     start = time.perf_counter()
-    folder = pipeline.write_manifest(pipeline.colorize_dataset(keys, settings, resources), target, run_id)
+    folder, rows = pipeline.run(keys, settings, resources)
     seconds = time.perf_counter() - start
 
-    manifest = pipeline.read_manifest(target, folder)
-    counts = {s: int(np.sum(manifest["status"] == s)) for s in ("ok", "skipped", "error")}
-    failed_fraction = counts["error"] / len(keys)
-    for key, error in zip(manifest["key"][manifest["status"] == "error"], manifest["error"][manifest["status"] == "error"]):
+    counts = manifest.counts(rows)
+    failed_fraction = counts[manifest.ERROR] / len(keys)
+    failed = rows["status"] == manifest.ERROR
+    for key, error in zip(rows["key"][failed], rows["error"][failed]):
         print(f"  failed: {key}: {error}")
-    print(f"done {counts['ok']}, skipped {counts['skipped']}, failed {counts['error']} of {len(keys)} inputs "
-          f"in {seconds:.1f} s ({counts['ok'] / seconds:.2f} images/s); manifest: {folder}")
-    if len(manifest["key"]) != len(keys):
-        print(f"ERROR: the manifest has {len(manifest['key'])} rows for {len(keys)} inputs", file=sys.stderr)
+    print(f"done {counts[manifest.OK]}, skipped {counts[manifest.SKIPPED]}, failed {counts[manifest.ERROR]} of "
+          f"{len(keys)} inputs in {seconds:.1f} s ({counts[manifest.OK] / seconds:.2f} images/s); manifest: {folder}")
+    if len(rows["key"]) != len(keys):
+        print(f"ERROR: the manifest has {len(rows['key'])} rows for {len(keys)} inputs", file=sys.stderr)
         return 2
     if failed_fraction > args.max_error_fraction:
         print(f"ERROR: {failed_fraction:.1%} of inputs failed, more than --max-error-fraction "

@@ -9,41 +9,21 @@ Each photo's grey version (its own Lab L, a = b = 0) goes through the colorize j
 the result is measured against the photo: PSNR, SSIM, CIEDE2000 and colourfulness (CF, dCF).
 """
 import argparse
-import csv
 import json
-import os
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from jobs import DEFAULT_MODEL, add_knob_flags, settings_from_environment
-from colorize_core import evaluation, metrics, pipeline, report
-from colorize_core.stages import JobSettings
-from colorize_core.storage import Location, inspect_model_file, select_keys
-
-PROTOCOL_DESCRIPTIONS = {"full": "full resolution",
-                         "crop256": "256x256 centre crop (short side resized to 256), as in published tables"}
+from jobs import add_input_flags, add_model_stage_flags, model_and_knobs, settings_from_environment
+from colorize_core import evaluation, runtime
+from colorize_core.storage import Location, select_keys
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", help="folder or s3://bucket/prefix of colour photographs")
-    p.add_argument("--split", help="take the photos of this split from INPUT/MANIFEST.csv (columns path, split)")
-    p.add_argument("--input-list", help="Parquet, CSV or text file of keys relative to --input")
-    p.add_argument("--limit", type=int, help="only the first N photos (sorted by key)")
+    add_input_flags(p, "folder or s3://bucket/prefix of colour photographs", required=False)
     p.add_argument("--out", type=Path, help="folder for per_image.parquet/.csv, summary.json, report.html, images/")
-    p.add_argument("--model", default=DEFAULT_MODEL)
+    add_model_stage_flags(p)
     p.add_argument("--protocol", choices=evaluation.PROTOCOLS, default="full")
-    p.add_argument("--precision", choices=pipeline.PRECISIONS, default="auto",
-                   help="as the colorize job's (default auto: bfloat16 on GPUs, float32 on CPUs)")
-    add_knob_flags(p)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--s3-endpoint", default=os.environ.get("AWS_ENDPOINT_URL"),
-                   help="endpoint of an S3-compatible server (default: AWS_ENDPOINT_URL)")
     p.add_argument("--compare", nargs="+", metavar="SUMMARY.json",
                    help="print the difference of this evaluation (or of the first file given) against another")
     args = settings_from_environment(p).parse_args(argv)
@@ -55,70 +35,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def evaluate(args: argparse.Namespace) -> dict:
-    """Grey versions -> the colorize chain -> metrics; writes the table, summary and report under --out."""
-    model = inspect_model_file(args.model, args.s3_endpoint)
-    try:
-        temperature, chroma_gain = pipeline.resolve_knobs(model, args.temperature, args.chroma_gain)
-    except ValueError as e:
-        raise SystemExit(f"{e}") from None
+    """The photos the flags name -> evaluation.evaluate (grey versions, the colorize chain, metrics, report)."""
+    model, temperature, chroma_gain = model_and_knobs(args)
     source = Location(args.input, args.s3_endpoint)
     source.check_access()
     keys = select_keys(source, args.split, args.input_list, args.limit)
     if not keys:
         raise SystemExit(f"no photos found under {args.input}")
-    out = args.out.resolve()
-    work = Location(str(out / "images"))
-    pipeline.init_ray()
-    resources = pipeline.default_resources(args.batch_size, None, None, None)
-    precision = pipeline.resolve_precision(args.precision, resources)
-
-    made = pipeline.keys_dataset(keys, resources.batch_size).map_batches(
-        evaluation.make_grey_versions, fn_kwargs={"source": source, "work": work, "protocol": args.protocol},
-        batch_format="numpy").take_all()
-    failed = [(r["key"], r["error"]) for r in made if r["status"] != "ok"]
-    for key, error in failed:
-        print(f"  not evaluated: {key}: {error}")
-    keys = sorted(r["key"] for r in made if r["status"] == "ok")
-
-    # The colorize job's own chain of stages, over the grey versions.
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    settings = JobSettings(Location(str(out / "images" / "grey")), Location(str(out / "images" / "colour")),
-                           args.model, model.sha256, run_id, overwrite=True, precision=precision,
-                           temperature=temperature, chroma_gain=chroma_gain)
-    grey_keys = [evaluation.grey_key(k) for k in keys]
-    folder = pipeline.write_manifest(pipeline.colorize_dataset(grey_keys, settings, resources), settings.output, run_id)
-    colorized = pipeline.read_manifest(settings.output, folder)
-    if not np.all(colorized["status"] == "ok"):
-        raise SystemExit(f"the colorize stages failed on some grey versions: see {folder}")
-
-    rows = pipeline.keys_dataset(keys, resources.batch_size).map_batches(
-        evaluation.measure, fn_kwargs={"work": work}, batch_format="numpy").take_all()
-    rows = sorted(rows, key=lambda r: r["key"])
-    confidence = dict(zip(colorized["key"], colorized["colour_confidence"]))
-    for row in rows:  # null where the model gives none (regression head)
-        value = float(confidence[evaluation.grey_key(row["key"])])
-        row["colour_confidence"] = value if np.isfinite(value) else None
-    summary = {
-        "input": args.input, "split": args.split, "protocol": args.protocol,
-        "protocol_description": PROTOCOL_DESCRIPTIONS[args.protocol], "model_name": Path(args.model).name,
-        "model_path": args.model, "model_sha256": model.sha256, "head": model.head, "temperature": temperature,
-        "chroma_gain": chroma_gain, "precision": precision, "images": len(rows),
-        "confidence_spearman": evaluation.confidence_spearman(rows),
-        "not_evaluated": len(failed), "model": metrics.summarize(rows, "model_"),
-        "grey_baseline": metrics.summarize(rows, "grey_"), "colorize_manifest": folder,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    table = pa.Table.from_pylist([{k: v for k, v in r.items() if not k.startswith("thumb_")} for r in rows])
-    out.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, out / "per_image.parquet")
-    with open(out / "per_image.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=table.column_names)
-        writer.writeheader()
-        writer.writerows(table.to_pylist())
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "report.html").write_text(report.render(summary, [{k: (str(v) if k == "key" else v) for k, v in r.items()}
-                                                             for r in rows]), encoding="utf-8")
-    return summary
+    runtime.start_ray()
+    return evaluation.evaluate(source, keys, args.out, args.model, model, args.protocol, args.precision,
+                               args.batch_size, temperature, chroma_gain, args.s3_endpoint,
+                               described={"input": args.input, "split": args.split})
 
 
 def print_summary(summary: dict) -> None:

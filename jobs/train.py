@@ -17,23 +17,18 @@ import json
 import os
 import sys
 
-from jobs import add_recipe_flags, settings_from_environment
-from colorize_core import pipeline, training
+from jobs import add_input_flags, add_recipe_flags, add_validation_flags, settings_from_environment
+from colorize_core import pipeline, runtime, training
 from colorize_core.storage import Location, select_keys
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", required=True, help="folder or s3://bucket/prefix of colour photographs")
-    p.add_argument("--split", help="take this split from INPUT/MANIFEST.csv (columns path, split)")
-    p.add_argument("--input-list", help="Parquet, CSV or text file of keys relative to --input")
-    p.add_argument("--limit", type=int, help="only the first N photos")
-    p.add_argument("--val-split", help="validate on this split of INPUT/MANIFEST.csv (default: hold out --val-fraction)")
-    p.add_argument("--val-list", help="validate on the keys of this list (relative to --input)")
+    add_input_flags(p, "folder or s3://bucket/prefix of colour photographs")
+    add_validation_flags(p, limit=100)
     p.add_argument("--val-fraction", type=float, default=0.05,
                    help="without --val-split or --val-list, this fraction of the photos (at least one; the same "
                         "ones on every run, chosen by a hash of the key) is held out for validation; 0 for none")
-    p.add_argument("--val-limit", type=int, default=100, help="validate on at most this many photos")
     p.add_argument("--output", required=True, help="folder or s3://bucket/prefix holding the runs")
     p.add_argument("--name", required=True, help="the run's name: its folder under --output")
     p.add_argument("--resume", action="store_true", help="go on from the run's last checkpoint")
@@ -43,8 +38,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cpus-per-worker", type=float, default=0.5)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--max-failures", type=int, default=2, help="restarts from the last checkpoint after a lost worker")
-    p.add_argument("--s3-endpoint", default=os.environ.get("AWS_ENDPOINT_URL"),
-                   help="endpoint of an S3-compatible server (default: AWS_ENDPOINT_URL)")
     return settings_from_environment(p).parse_args(argv)
 
 
@@ -62,7 +55,8 @@ def starting_model(args: argparse.Namespace, recipe: training.Recipe, keys: list
     read it; returns its key and the regression head's rebalancing weights, if the recipe asks for them."""
     import tempfile
 
-    from colorize_core.model import head_of, load_colorizer
+    from colorize_core.model import head_of
+    from colorize_core.model_file import load_colorizer
 
     init = load_colorizer(args.init_model)
     targets = training_targets(keys, source) if training.needs_targets(init, recipe) else []
@@ -77,6 +71,7 @@ def starting_model(args: argparse.Namespace, recipe: training.Recipe, keys: list
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    runtime.prepare_environment()  # before ray is imported
     import ray
     import ray.train
     from ray.train.tensorflow import TensorflowTrainer
@@ -98,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         keys, val_keys = training.split_validation(keys, args.val_fraction)
     val_keys = val_keys[: args.val_limit]
     recipe = training.Recipe.from_args(args)
-    pipeline.init_ray()
+    runtime.start_ray()
     init_key, mse_weights = (f"{args.name}/init.keras", None) if args.resume and runs.exists(f"{args.name}/init.keras") \
         else starting_model(args, recipe, keys, source, runs)
     datasets = {"train": pipeline.keys_dataset(keys, 8).map_batches(

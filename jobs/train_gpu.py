@@ -24,22 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
-from jobs import add_recipe_flags, settings_from_environment
-from colorize_core import training
-from colorize_core.storage import Location, file_sha256, select_keys
+from jobs import add_input_flags, add_recipe_flags, add_validation_flags, settings_from_environment
+from colorize_core import runtime, training
+from colorize_core.model_file import file_sha256
+from colorize_core.storage import Location, select_keys
 
 MAX_SIDE = 256  # photos are kept in memory at this short side: crops of 50-100% of it are resized to 224
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", help="folder or s3://bucket/prefix of colour photographs")
-    p.add_argument("--split", help="take this split from INPUT/MANIFEST.csv (columns path, split)")
-    p.add_argument("--input-list", help="Parquet, CSV or text file of keys relative to --input")
-    p.add_argument("--limit", type=int, help="only the first N photos")
-    p.add_argument("--val-split", help="validate on this split of INPUT/MANIFEST.csv")
-    p.add_argument("--val-list", help="validate on the keys of this list (relative to --input)")
-    p.add_argument("--val-limit", type=int, default=200, help="validate on at most this many photos")
+    add_input_flags(p, "folder or s3://bucket/prefix of colour photographs", required=False)
+    add_validation_flags(p, limit=200)
     p.add_argument("--out", type=Path, required=True, help="the run folder: weights, run.json")
     p.add_argument("--budget", type=float, default=540, help="seconds of training, data loading excluded")
     p.add_argument("--checkpoint-every", type=float, default=60, help="seconds between checkpoints (and validations)")
@@ -49,7 +45,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_recipe_flags(p, batch_size=64, learning_rate=1e-3)
     p.add_argument("--export", type=Path, metavar="MODEL.keras", help="build the colorizer file from the run in --out")
     p.add_argument("--chroma-gain", type=float, help="with --export: the default chroma gain stored in the file")
-    p.add_argument("--s3-endpoint", default=os.environ.get("AWS_ENDPOINT_URL"))
     args = settings_from_environment(p).parse_args(argv)
     if not args.export and not args.input:
         p.error("--input is required to train (or give --export to build a model file from a run)")
@@ -126,7 +121,8 @@ def load_run(folder: Path, model) -> None:
 def model_of_run(run: dict, init_model: str, precision: str = "float32"):
     """The colorizer a run folder's files belong on: --init-model's, or a new head with the run's colour classes."""
     from colorize_core import colour_classes
-    from colorize_core.model import load_colorizer, with_head
+    from colorize_core.model import with_head
+    from colorize_core.model_file import load_colorizer
 
     classes = run["classes"] and colour_classes.ColourClasses(np.array(run["classes"]["centres"], np.float32),
                                                               np.array(run["classes"]["prior"], np.float32))
@@ -155,7 +151,8 @@ def train(args: argparse.Namespace) -> dict:
     import keras
     from keras import ops
 
-    from colorize_core.model import head_of, load_colorizer, training_model
+    from colorize_core.model import head_of, training_model
+    from colorize_core.model_file import load_colorizer
 
     cv2.setNumThreads(1)  # parallel over photos (threads), not inside each small OpenCV call
     started = time.monotonic()
@@ -240,6 +237,7 @@ def train(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    runtime.prepare_environment()  # no Ray here; TensorFlow's start-up chatter off
     if args.export:
         export(args)
         return 0

@@ -11,8 +11,10 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pytest
 
+from colorize_core import manifest
 from colorize_core.lab import bgr_to_lab
-from colorize_core.storage import Location, inspect_model_file
+from colorize_core.model_file import inspect_model_file
+from colorize_core.storage import Location
 from jobs import colorize
 
 
@@ -59,7 +61,10 @@ def run_job(archive: Archive, model_file, *extra: str) -> tuple[int, dict[str, d
                           "--batch-size", "4", *extra])
     (run,) = set(manifest_runs(archive)) - before
     output = Location(archive.output)
-    table = pads.dataset(output.path(f"_manifest/{run}"), filesystem=output.fs, format="parquet").to_table()
+    dataset = pads.dataset(output.path(f"_manifest/{run}"), filesystem=output.fs, format="parquet")
+    for fragment in dataset.get_fragments():  # every file of the run carries the declared schema, not an inferred one
+        assert fragment.physical_schema.remove_metadata() == manifest.SCHEMA, fragment.path
+    table = dataset.to_table()
     rows = table.to_pylist()
     by_key = {row["key"]: row for row in rows}
     assert len(by_key) == len(rows), "one manifest row per input, no duplicates"

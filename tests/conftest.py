@@ -4,18 +4,19 @@ import json
 import os
 from pathlib import Path
 
-# Before Ray is imported: loopback only, no token file, no usage reporting (no network here).
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import cv2
 import numpy as np
 import pytest
 
+from colorize_core import runtime
 from jobs.local_s3 import LocalS3
+
+# Before Ray is imported: the jobs' own environment (loopback, quiet TensorFlow), and for the tests no token
+# file and no usage reporting (no network here), on the TensorFlow backend whatever the shell says.
+runtime.prepare_environment()
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -6,8 +6,9 @@ import pytest
 
 from colorize_core import colour_classes as cc
 from colorize_core import lab, losses
-from colorize_core.model import Colorizer, build_colorizer, head_of, load_colorizer, training_model, with_defaults
-from colorize_core.storage import inspect_model_file
+from colorize_core.model import Colorizer, build_colorizer, head_of, training_model, with_defaults
+from colorize_core.model_file import load_colorizer
+from colorize_core.model_file import inspect_model_file
 
 
 def photo_ab() -> np.ndarray:

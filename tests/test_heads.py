@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from colorize_core.storage import inspect_model_file
+from colorize_core.model_file import inspect_model_file
 from jobs import colorize, train, train_gpu
 from tests.archive import assert_knobs_work, make_archive
 from tests.conftest import write_colour_photos

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from colorize_core.lab import MODEL_SIZE
-from colorize_core.model import SKIP_LAYERS, build_colorizer, load_colorizer
-from colorize_core.storage import file_sha256
-from colorize_core import weights as vgg_weights
+from colorize_core.model import SKIP_LAYERS, build_colorizer
+from colorize_core.model_file import load_colorizer
+from colorize_core.model_file import file_sha256
+from jobs import build_model as vgg_weights
 
 
 def test_colorizer_shape_range_and_thesis_structure(model_file):

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.dataset as pads
 import pytest
 
-from colorize_core.model import load_colorizer
+from colorize_core.model_file import load_colorizer
 from colorize_core.storage import Location
 from jobs import colorize, evaluate
 from tests.archive import decode_any, make_archive, manifest_runs, run_job

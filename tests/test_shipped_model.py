@@ -7,7 +7,8 @@ import numpy as np
 from colorize_core import metrics
 from colorize_core.lab import bgr_to_lab
 from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode
-from colorize_core.storage import Location, file_sha256
+from colorize_core.model_file import file_sha256
+from colorize_core.storage import Location
 from tests.conftest import EXAMPLES, ROOT
 
 SHIPPED = ROOT / "models" / "colorizer.keras"

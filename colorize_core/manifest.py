@@ -1,0 +1,80 @@
+"""The manifest, declared once: one row per input of a run, its columns, their types and the status values.
+
+The stages fill these columns (stages.py), the job writes them as Parquet under OUTPUT/_manifest/run=RUN_ID/
+with this schema (types declared, not inferred from each block), and the jobs, the evaluation and users read
+them back. A stage that adds or drops a column without declaring it here fails the run's first block.
+"""
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from colorize_core.storage import Location
+
+FOLDER = "_manifest"
+
+# Status of a row: "todo" while the stages work on it; every row ends "ok", "skipped" or "error".
+TODO, OK, SKIPPED, ERROR = "todo", "ok", "skipped", "error"
+FINAL_STATUSES = (OK, SKIPPED, ERROR)
+
+SCHEMA = pa.schema([
+    ("key", pa.string()),  # the input, relative to --input
+    ("status", pa.string()),  # ok, skipped (output there already), error
+    ("error", pa.string()),  # why, for an error row; "" otherwise
+    ("format", pa.string()),  # the input's format, from its bytes (jpeg, png, tiff, webp, bmp)
+    ("bit_depth", pa.int64()),  # 8 or 16 bits a channel
+    ("width", pa.int64()),
+    ("height", pa.int64()),
+    ("bytes_in", pa.int64()),
+    ("input_chroma", pa.float64()),  # mean Lab chroma of the input: above ~5 it was already in colour
+    ("decode_s", pa.float64()),
+    ("decode_node", pa.string()),  # the Ray node that read and decoded it ("" outside Ray)
+    ("colour_confidence", pa.float64()),  # 0..1 (classification head); NaN for the regression head
+    ("temperature", pa.float64()),  # the annealed-mean temperature used; NaN for the regression head
+    ("chroma_gain", pa.float64()),  # the chroma gain used
+    ("predict_s", pa.float64()),
+    ("predict_node", pa.string()),
+    ("output_key", pa.string()),  # where the colour image is, relative to --output; "" for an error row
+    ("bytes_out", pa.int64()),
+    ("metadata", pa.string()),  # what of the original's metadata was carried into the output
+    ("encode_s", pa.float64()),
+    ("write_s", pa.float64()),
+    ("encode_node", pa.string()),
+    ("model", pa.string()),  # the model file's URI
+    ("model_sha256", pa.string()),
+    ("run_id", pa.string()),
+    ("timestamp", pa.timestamp("ms")),  # when the row was finished, UTC
+])
+COLUMNS = tuple(SCHEMA.names)
+
+
+def to_table(rows: dict[str, np.ndarray]) -> pa.Table:
+    """A batch of finished manifest rows (encode_and_write's output) as a table of exactly SCHEMA (NaN stays
+    NaN: "not applicable" reads the same in every block). ValueError names a column made but not declared."""
+    if set(rows) != set(COLUMNS):
+        raise ValueError(f"manifest columns differ from manifest.SCHEMA: undeclared {sorted(set(rows) - set(COLUMNS))}, "
+                         f"missing {sorted(set(COLUMNS) - set(rows))}")
+    return pa.table([pa.array(rows[field.name], type=field.type) for field in SCHEMA],
+                    schema=SCHEMA)
+
+
+def folder_of(output: Location, run_id: str) -> str:
+    """Where a run's manifest files go under the output."""
+    return output.path(f"{FOLDER}/run={run_id}")
+
+
+def write(dataset, output: Location, run_id: str) -> str:
+    """Run a lazy Ray dataset of manifest rows, streaming them to Parquet under the output; returns the folder."""
+    folder = folder_of(output, run_id)
+    dataset.map_batches(to_table, batch_format="numpy").write_parquet(folder, filesystem=output.fs)
+    return folder
+
+
+def read(output: Location, folder: str) -> dict[str, np.ndarray]:
+    """The manifest rows a run wrote, as numpy columns."""
+    table = pads.dataset(folder, filesystem=output.fs, format="parquet", schema=SCHEMA).to_table()
+    return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+
+
+def counts(rows: dict[str, np.ndarray]) -> dict[str, int]:
+    """How many rows ended in each final status."""
+    return {status: int(np.sum(rows["status"] == status)) for status in FINAL_STATUSES}
