@@ -8,6 +8,7 @@ import numpy as np
 
 MODEL_SIZE = 224  # VGG16's input size: the model always sees 224x224
 AB_SCALE = 128.0  # the thesis's scaling of ab into [-1, 1]
+L_FIXED = 65535 / 100  # L carried between stages as uint16 L * L_FIXED: half of float32, steps of 0.0015 L
 
 
 def max_value(image: np.ndarray) -> float:
@@ -20,9 +21,27 @@ def bgr_to_lab(bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(bgr.astype(np.float32) / max_value(bgr), cv2.COLOR_BGR2Lab)
 
 
+def lightness(bgr: np.ndarray) -> tuple[np.ndarray, float]:
+    """8- or 16-bit BGR image -> (its L (H, W) float32, as bgr_to_lab's, and its mean Lab chroma), a band of rows
+    at a time: the whole image as float Lab would be three 288 MB temporaries on a 24-megapixel scan."""
+    h, w = bgr.shape[:2]
+    L, chroma = np.empty((h, w), np.float32), 0.0
+    for top in range(0, h, BAND_ROWS):
+        band = bgr_to_lab(bgr[top:top + BAND_ROWS])
+        L[top:top + BAND_ROWS] = band[..., 0]
+        chroma += float(np.hypot(band[..., 1], band[..., 2]).sum(dtype=np.float64))
+    return L, chroma / max(1, h * w)
+
+
 def lab_to_bgr(lab: np.ndarray) -> np.ndarray:
     """float32 Lab (..., 3) -> float32 BGR in [0, 1] where in gamut (not clipped)."""
     return cv2.cvtColor(np.ascontiguousarray(lab, dtype=np.float32), cv2.COLOR_Lab2BGR)
+
+
+def L_to_fixed(L: np.ndarray) -> np.ndarray:
+    """Float L in [0, 100] -> uint16 fixed point (L * L_FIXED, rounded): what the stages pass along, since a
+    24-megapixel L is 96 MB as float32 and 48 MB this way; a step is 1/256 of an 8-bit output level."""
+    return np.clip(L * np.float32(L_FIXED) + np.float32(0.5), 0, 65535).astype(np.uint16)
 
 
 def model_input(L: np.ndarray) -> np.ndarray:
@@ -81,7 +100,8 @@ BAND_ROWS = 256  # recombine works a band of rows at a time: float temporaries s
 
 
 def recombine(L: np.ndarray, ab_model: np.ndarray, dtype: type = np.uint8, chroma_gain: float = 1.0) -> np.ndarray:
-    """Original full-resolution L (H, W) + predicted ab (h, w, 2) / 128 -> BGR image of `dtype`.
+    """Original full-resolution L (H, W; float, or uint16 from L_to_fixed) + predicted ab (h, w, 2) / 128 -> BGR
+    image of `dtype`.
 
     ab, times `chroma_gain` (more or less colour, hue kept), is upsampled to the original size and put on the
     ORIGINAL L. Where (L, a, b) falls outside
@@ -94,7 +114,8 @@ def recombine(L: np.ndarray, ab_model: np.ndarray, dtype: type = np.uint8, chrom
     out = np.empty((h, w, 3), dtype)
     for top in range(0, h, BAND_ROWS):
         rows = slice(top, top + BAND_ROWS)
-        lab = cv2.merge([L[rows].astype(np.float32), *cv2.split(ab[rows])])
+        L_band = L[rows].astype(np.float32) * np.float32(1 / L_FIXED) if L.dtype == np.uint16 else L[rows].astype(np.float32)
+        lab = cv2.merge([L_band, *cv2.split(ab[rows])])
         _pull_into_gamut(lab)
         bgr = lab_to_bgr(lab)
         out[rows] = cv2.convertScaleAbs(bgr, alpha=white) if dtype == np.uint8 else (bgr * white + 0.5).astype(dtype)

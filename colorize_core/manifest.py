@@ -3,14 +3,22 @@
 The stages fill these columns (stages.py), the job writes them as Parquet under OUTPUT/_manifest/run=RUN_ID/
 with this schema (types declared, not inferred from each block), and the jobs, the evaluation and users read
 them back. A stage that adds or drops a column without declaring it here fails the run's first block.
+
+A run's folder is complete once it holds _COMPLETE.json, written last (after every row is in Parquet): a run
+stopped or killed part-way leaves Parquet files but no marker, and read_all skips it and says so.
 """
+import json
+from datetime import datetime, timezone
+
 import numpy as np
+import pyarrow.fs as pafs
 import pyarrow as pa
 import pyarrow.dataset as pads
 
 from colorize_core.storage import Location
 
 FOLDER = "_manifest"
+MARKER = "_COMPLETE.json"  # Parquet readers (pyarrow, DuckDB globs of *.parquet) pass over it
 
 # Status of a row: "todo" while the stages work on it; every row ends "ok", "skipped" or "error".
 TODO, OK, SKIPPED, ERROR = "todo", "ok", "skipped", "error"
@@ -78,3 +86,31 @@ def read(output: Location, folder: str) -> dict[str, np.ndarray]:
 def counts(rows: dict[str, np.ndarray]) -> dict[str, int]:
     """How many rows ended in each final status."""
     return {status: int(np.sum(rows["status"] == status)) for status in FINAL_STATUSES}
+
+
+def mark_complete(output: Location, run_id: str, rows: dict[str, np.ndarray]) -> None:
+    """Write the run's completion marker, last: its row count and counts by status."""
+    marker = {"run_id": run_id, "rows": len(rows["key"]), **counts(rows),
+              "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    output.write_atomic(f"{FOLDER}/run={run_id}/{MARKER}", json.dumps(marker, indent=1).encode())
+
+
+def runs(output: Location) -> tuple[list[str], list[str]]:
+    """The run IDs under the output's manifest folder: (complete ones, incomplete ones), each sorted."""
+    infos = output.fs.get_file_info(pafs.FileSelector(output.path(FOLDER), allow_not_found=True))
+    ids = sorted(i.base_name[len("run="):] for i in infos if i.type == pafs.FileType.Directory
+                 and i.base_name.startswith("run="))
+    complete = [r for r in ids if output.exists(f"{FOLDER}/run={r}/{MARKER}")]
+    return complete, [r for r in ids if r not in complete]
+
+
+def read_all(output: Location) -> tuple[pa.Table, int]:
+    """Every complete run's rows, with a `run` column (the run ID), and how many incomplete runs were skipped."""
+    complete, incomplete = runs(output)
+    tables = []
+    for r in complete:
+        table = pads.dataset(output.path(f"{FOLDER}/run={r}"), filesystem=output.fs, format="parquet",
+                             schema=SCHEMA).to_table()
+        tables.append(table.append_column("run", pa.array([r] * table.num_rows, pa.string())))
+    empty = SCHEMA.empty_table().append_column("run", pa.array([], pa.string()))
+    return pa.concat_tables([empty, *tables]), len(incomplete)

@@ -42,6 +42,9 @@ def colorize_dataset(keys: list[str], settings: JobSettings, resources: Resource
 
 
 def run(keys: list[str], settings: JobSettings, resources: Resources) -> tuple[str, dict]:
-    """The chain over `keys`, its manifest written under the output; returns the manifest's folder and rows."""
+    """The chain over `keys`, its manifest written under the output and marked complete; returns the
+    manifest's folder and rows."""
     folder = manifest.write(colorize_dataset(keys, settings, resources), settings.output, settings.run_id)
-    return folder, manifest.read(settings.output, folder)
+    rows = manifest.read(settings.output, folder)
+    manifest.mark_complete(settings.output, settings.run_id, rows)
+    return folder, rows

@@ -64,7 +64,8 @@ def unsafe_key_reason(key: str) -> str | None:
 
 
 def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict[str, np.ndarray]:
-    """CPU stage: key -> original bytes -> decoded image -> full-resolution L and the 224x224 model input.
+    """CPU stage: key -> original bytes -> decoded image -> full-resolution L (uint16, lab.L_to_fixed) and the
+    224x224 model input.
 
     Rows whose output exists already become SKIPPED without reading anything (resume), unless overwrite.
     """
@@ -87,12 +88,13 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
                 alpha, exv, icc = EMPTY_L if alpha is None else alpha, header.exv, header.icc
                 height, width = image.shape[:2]
                 depth = 8 * image.dtype.itemsize
-                Lab = lab.bgr_to_lab(image)
-                L, chroma = Lab[..., 0], float(np.hypot(Lab[..., 1], Lab[..., 2]).mean())  # > ~5: a colour input
+                L, chroma = lab.lightness(image)  # chroma > ~5: the input was in colour already
         except (codec.ImageError, OSError) as e:
             status, error = ERROR, f"{type(e).__name__}: {e}"
-        Ls.append(L), alphas.append(alpha), exvs.append(exv), iccs.append(icc)
         inputs.append(lab.model_input(L) if status == TODO else EMPTY_L)
+        # L travels on to recombine as uint16 fixed point: half the object-store bytes of float32. Every row's
+        # L, empty ones too, is uint16: Ray gives a column of arrays one dtype, and mixed ones would be cast.
+        Ls.append(lab.L_to_fixed(L)), alphas.append(alpha), exvs.append(exv), iccs.append(icc)
         for column, value in zip(rows, (status, error, fmt, depth, width, height, size, chroma,
                                         time.perf_counter() - start)):
             rows[column].append(value)

@@ -5,6 +5,7 @@ S3 credentials come from the standard AWS chain (environment, ~/.aws, instance p
 """
 import csv
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from functools import cached_property
@@ -16,6 +17,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 # Listed as images; .gif too, so that a GIF gets a manifest row saying why it is not colorized.
+TEMP_PREFIX = ".colorize-"  # write_atomic's temporary files: hidden, so listings pass over them
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif")
 
 
@@ -93,7 +95,7 @@ class Location:
             return
         parent = os.path.dirname(path)
         os.makedirs(parent, exist_ok=True)
-        tmp = os.path.join(parent, f".colorize-{uuid.uuid4().hex}.tmp")  # short: a 250-byte name still fits
+        tmp = os.path.join(parent, f"{TEMP_PREFIX}{uuid.uuid4().hex}.tmp")  # short: a 250-byte name still fits
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
@@ -103,6 +105,24 @@ class Location:
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
+
+    def remove_stale_temp_files(self, older_than_s: float = 3600.0) -> int:
+        """Remove the hidden temporary files (write_atomic's) that runs killed mid-write left behind: those
+        older than `older_than_s`. A live run's temporary file lives for one write, seconds, so it is never
+        touched. Only local folders have them (an S3 PUT is atomic); returns how many were removed."""
+        if self.is_s3:
+            return 0
+        removed, cutoff = 0, time.time() - older_than_s
+        for folder, _, names in os.walk(self.root):
+            for name in names:
+                path = os.path.join(folder, name)
+                try:
+                    if name.startswith(TEMP_PREFIX) and name.endswith(".tmp") and os.path.getmtime(path) < cutoff:
+                        os.remove(path)
+                        removed += 1
+                except FileNotFoundError:  # renamed or removed by its own run meanwhile
+                    pass
+        return removed
 
     def check_access(self) -> None:
         """Fail now, with a message that says what to do, if the location cannot be read (e.g. bad credentials)."""

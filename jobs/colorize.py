@@ -54,6 +54,8 @@ def check_locations(args: argparse.Namespace) -> tuple[Location, Location]:
                          "the originals would be overwritten or re-read as inputs")
     source.check_access()
     target.check_access()
+    if removed := target.remove_stale_temp_files():
+        print(f"removed {removed} temporary files left by runs that were killed mid-write")
     return source, target
 
 

@@ -13,6 +13,8 @@ import time
 import cv2
 import numpy as np
 
+from colorize_core import manifest
+from colorize_core.storage import Location
 from tests.archive import decode_any, make_archive, run_job
 from tests.conftest import EXAMPLES, ROOT
 
@@ -57,12 +59,24 @@ def test_job_killed_half_way_then_rerun(tmp_path, model_file):
     done = written(out)
     assert 0 < len(done) < len(images), f"killed about half way: {len(done)} of {len(images)} written"
     assert_whole(archive.get, done)
+    output = Location(archive.output)
+    assert manifest.runs(output) == ([], manifest.runs(output)[1]) and len(manifest.runs(output)[1]) == 1, \
+        "the killed run is not marked complete"
+    # What a run killed mid-write leaves: a hidden temporary file. An old one is a dead run's; a fresh one
+    # could be a live concurrent run's and must stay.
+    stale, fresh = out / ".colorize-dead.tmp", out / ".colorize-live.tmp"
+    stale.write_bytes(b"partial"), fresh.write_bytes(b"partial")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
 
     code, rows = run_job(archive, model_file)
     assert code == 0 and sorted(rows) == sorted(images)
     assert {k for k, r in rows.items() if r["status"] == "skipped"} == done, "finished work is not redone"
     assert {k for k, r in rows.items() if r["status"] == "ok"} == set(images) - done
     assert_whole(archive.get, images)
+    assert not stale.exists() and fresh.exists(), "only the dead run's temporary file is removed"
+    table, incomplete = manifest.read_all(output)
+    assert incomplete == 1 and sorted(table.column("key").to_pylist()) == sorted(images), \
+        "readers take the complete run and count the killed one"
 
 
 def test_an_inference_actor_killed_mid_run_loses_no_image(tmp_path, model_file):

@@ -1,11 +1,16 @@
 """The manifest's declaration (colorize_core/manifest.py) against what the stages really make."""
+import json
+
+import cv2
 import numpy as np
+import pyarrow.fs as pafs
 import pytest
 
 from colorize_core import manifest
 from colorize_core.model_file import file_sha256
 from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode
 from colorize_core.storage import Location
+from tests.archive import make_archive, run_job
 from tests.conftest import EXAMPLES
 
 
@@ -41,3 +46,27 @@ def test_an_all_error_block_keeps_the_declared_types(tmp_path, model_file):
     table = manifest.to_table(stage_rows(tmp_path, model_file, ["missing-1.jpg", "missing-2.png"]))
     assert table.schema == manifest.SCHEMA
     assert all(np.isnan(table.column("colour_confidence").to_numpy()))
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_only_complete_runs_are_read(request, tmp_path, model_file, where):
+    """A run marks its manifest complete last; an unmarked run folder (a killed run's) is skipped and counted."""
+    server = request.getfixturevalue("s3_server") if where == "s3" else None
+    grey = (np.arange(64 * 96).reshape(64, 96) % 251).astype(np.uint8)
+    archive = make_archive(where, tmp_path, server, f"marker-{where}", {
+        f"scan-{i}.png": cv2.imencode(".png", np.roll(grey, 7 * i, axis=1))[1].tobytes() for i in range(3)})
+    code, rows = run_job(archive, model_file)
+    assert code == 0 and len(rows) == 3
+    output = Location(archive.output)
+    (run,), incomplete = manifest.runs(output)
+    assert incomplete == []
+    marker = json.loads(output.read(f"{manifest.FOLDER}/run={run}/{manifest.MARKER}"))
+    assert (marker["rows"], marker[manifest.OK]) == (3, 3)
+
+    # A killed run: Parquet written, no marker.
+    files = output.fs.get_file_info(pafs.FileSelector(output.path(f"{manifest.FOLDER}/run={run}")))
+    parquet = next(f for f in files if f.path.endswith(".parquet"))
+    output.write_atomic(f"{manifest.FOLDER}/run=killed/part.parquet", output.fs.open_input_stream(parquet.path).read())
+    assert manifest.runs(output) == ([run], ["killed"])
+    table, skipped = manifest.read_all(output)
+    assert skipped == 1 and set(table.column("run").to_pylist()) == {run} and table.num_rows == 3
