@@ -18,6 +18,7 @@ import pyarrow.dataset as pads
 from colorize_core.storage import Location
 
 FOLDER = "_manifest"
+ROWS_PER_FILE = 1000
 MARKER = "_COMPLETE.json"  # Parquet readers (pyarrow, DuckDB globs of *.parquet) pass over it
 
 # Status of a row: "todo" while the stages work on it; every row ends "ok", "skipped" or "error".
@@ -73,7 +74,10 @@ def folder_of(output: Location, run_id: str) -> str:
 def write(dataset, output: Location, run_id: str) -> str:
     """Run a lazy Ray dataset of manifest rows, streaming them to Parquet under the output; returns the folder."""
     folder = folder_of(output, run_id)
-    dataset.map_batches(to_table, batch_format="numpy").write_parquet(folder, filesystem=output.fs)
+    # Files of at least ROWS_PER_FILE rows: on S3 a file is a PUT, and a resumed run with nothing to do should
+    # cost about a request per thousand keys, not one per batch.
+    dataset.map_batches(to_table, batch_format="numpy").write_parquet(folder, filesystem=output.fs,
+                                                                       min_rows_per_file=ROWS_PER_FILE)
     return folder
 
 

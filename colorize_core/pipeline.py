@@ -9,21 +9,25 @@ ACTOR_MEMORY = 2 * 1024**3  # bytes: the colorizer in TensorFlow with a batch in
 MAX_KEY_BLOCKS = 1000  # 6,250 blocks for 100,000 keys took the driver 20 s before the first task ran
 
 
-def keys_dataset(keys: list[str], per_block: int):
+def keys_dataset(keys: list[str], per_block: int, done: set[str] | None = None):
     """A dataset of {"key"} rows in blocks of `per_block` keys (more for long lists: at most MAX_KEY_BLOCKS
-    blocks), so that the first stage runs as parallel tasks and the first output comes soon however long the list."""
+    blocks), so that the first stage runs as parallel tasks and the first output comes soon however long the list.
+    With `done` (the output keys there already), each row also says whether to `skip` it."""
     import ray  # here, not at the top: the job sets Ray's environment first (runtime.start_ray)
 
     blocks = min(MAX_KEY_BLOCKS, max(1, math.ceil(len(keys) / per_block)))
-    return ray.data.from_items([{"key": k} for k in keys], override_num_blocks=blocks)
+    rows = [{"key": k} for k in keys] if done is None else [{"key": k, "skip": k in done} for k in keys]
+    return ray.data.from_items(rows, override_num_blocks=blocks)
 
 
 def colorize_dataset(keys: list[str], settings: JobSettings, resources: Resources):
     """The job's chain of stages over `keys`; lazy: nothing runs until the manifest is written."""
     import ray
 
+    # What is done already, from one listing of the output (a request per 1,000 keys on S3), not a request a key.
+    done = None if settings.overwrite else set(settings.output.list_keys(None))
     dataset = (
-        keys_dataset(keys, resources.batch_size)
+        keys_dataset(keys, resources.batch_size, done)
         .map_batches(read_and_decode, fn_kwargs={"settings": settings}, batch_size=resources.batch_size,
                      batch_format="numpy")
         .map_batches(Predictor, fn_constructor_kwargs={"settings": settings}, batch_size=resources.batch_size,

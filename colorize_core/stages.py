@@ -67,19 +67,21 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
     """CPU stage: key -> original bytes -> decoded image -> full-resolution L (uint16, lab.L_to_fixed) and the
     224x224 model input.
 
-    Rows whose output exists already become SKIPPED without reading anything (resume), unless overwrite.
+    Rows whose output exists already become SKIPPED without reading anything (resume), unless overwrite: the
+    batch's `skip` column says which (pipeline: from one listing of the output); without it, each key is asked.
     """
     rows = {c: [] for c in ("status", "error", "format", "bit_depth", "width", "height", "bytes_in", "input_chroma",
                             "decode_s")}
     Ls, inputs, alphas, exvs, iccs = [], [], [], [], []
-    for key in batch["key"]:
+    skip = batch["skip"] if "skip" in batch else [None] * len(batch["key"])
+    for key, skip_key in zip(batch["key"], skip):
         start = time.perf_counter()
         status, error, fmt, depth, width, height, size, chroma, L = TODO, "", "", 0, 0, 0, 0, 0.0, EMPTY_L
         alpha, exv, icc = EMPTY_L, b"", b""
         try:
             if reason := unsafe_key_reason(key):
                 raise codec.ImageError(f"refused key ({reason}): it would be written outside the output prefix")
-            if not settings.overwrite and settings.output.exists(key):
+            if not settings.overwrite and (settings.output.exists(key) if skip_key is None else skip_key):
                 status = SKIPPED
             else:
                 data = settings.input.read(key)

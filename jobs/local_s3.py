@@ -115,6 +115,92 @@ class LocalS3:
             socket_file.unlink(missing_ok=True)  # weed leaves these in /tmp whatever TMPDIR says
 
 
+class RequestCounter:
+    """An HTTP proxy on 127.0.0.1 in front of an S3 server, counting the requests it forwards by kind: what S3
+    bills for, as the server saw them. Point a client at `endpoint` (e.g. --s3-endpoint); the signatures still
+    hold, since the Host header is passed on as the client signed it.
+
+    Kinds: LIST (a GET of a bucket with a listing query), GET (an object), HEAD, PUT, POST, DELETE."""
+
+    def __init__(self, upstream: str):
+        import collections
+        import threading
+        from urllib.parse import urlparse
+
+        self.upstream = urlparse(upstream)
+        self.counts: collections.Counter = collections.Counter()
+        self.lock = threading.Lock()
+        self.server = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> "RequestCounter":
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        counter = self
+
+        class Forward(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def forward(self):
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":  # re-framed with a length
+                    body = b""
+                    while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                        body += self.rfile.read(size)
+                        self.rfile.readline()
+                    while self.rfile.readline().strip():  # trailers
+                        pass
+                else:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    body = self.rfile.read(length) if length else None
+                bucket_level = self.path.split("?")[0].strip("/").count("/") == 0
+                listing = self.command == "GET" and bucket_level and "?" in self.path
+                with counter.lock:
+                    counter.counts["LIST" if listing else self.command] += 1
+                upstream = http.client.HTTPConnection(counter.upstream.hostname, counter.upstream.port, timeout=60)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("connection", "expect", "transfer-encoding")}
+                if body is not None:
+                    headers["Content-Length"] = str(len(body))
+                upstream.request(self.command, self.path, body=body, headers=headers)
+                response = upstream.getresponse()
+                data = response.read()
+                self.send_response(response.status, response.reason)
+                for key, value in response.getheaders():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data) if self.command != "HEAD" else
+                                                       response.getheader("Content-Length") or 0))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                upstream.close()
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def take(self) -> dict[str, int]:
+        """The counts so far, and start again from zero."""
+        with self.lock:
+            counts, self.counts = dict(self.counts), type(self.counts)()
+        return counts
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dir", default="/tmp/colorize-s3", help="where SeaweedFS keeps its data")
