@@ -73,7 +73,7 @@ def settled(look, quiet: float = 5.0, timeout: float = 60.0):
 
 
 def test_job_killed_half_way_then_rerun(tmp_path, model_file):
-    images = inputs(24)
+    images = inputs(72)  # enough that the kill lands part-way: the job writes a small image in a few ms
     archive = make_archive("local", tmp_path, None, "killed", images)
     job = subprocess.Popen([sys.executable, "-m", "jobs.colorize", "--input", archive.input, "--output",
                             archive.output, "--model", str(model_file), "--batch-size", "2"],
