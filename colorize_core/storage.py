@@ -32,14 +32,22 @@ class Location:
     def is_s3(self) -> bool:
         return self.uri.startswith("s3://")
 
+    def endpoint_url(self) -> str | None:
+        """The S3 endpoint as a URL: this location's, else AWS_ENDPOINT_URL (the one place it is read)."""
+        endpoint = self.endpoint or os.environ.get("AWS_ENDPOINT_URL")
+        return endpoint if not endpoint or "://" in endpoint else f"http://{endpoint}"
+
+    @staticmethod
+    def region() -> str:
+        return os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+
     @cached_property
     def fs(self) -> pafs.FileSystem:
         if not self.is_s3:
             return pafs.LocalFileSystem()
-        endpoint = self.endpoint or os.environ.get("AWS_ENDPOINT_URL")
-        kwargs = {"region": os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))}
-        if endpoint:
-            parsed = urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
+        kwargs = {"region": self.region()}
+        if endpoint := self.endpoint_url():
+            parsed = urlparse(endpoint)
             kwargs.update(endpoint_override=parsed.netloc, scheme=parsed.scheme)
         # Retry throttling and dropped connections with backoff rather than failing an image.
         kwargs["retry_strategy"] = pafs.AwsStandardS3RetryStrategy(max_attempts=5)
@@ -88,11 +96,7 @@ class Location:
         import boto3
         from botocore.config import Config
 
-        endpoint = self.endpoint or os.environ.get("AWS_ENDPOINT_URL")
-        if endpoint and "://" not in endpoint:
-            endpoint = f"http://{endpoint}"
-        return boto3.client("s3", endpoint_url=endpoint,
-                            region_name=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")),
+        return boto3.client("s3", endpoint_url=self.endpoint_url(), region_name=self.region(),
                             config=Config(retries={"max_attempts": 5, "mode": "standard"}))
 
     def read(self, key: str) -> bytes:
