@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow.fs as pafs
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from colorize_core.storage import Location
@@ -83,7 +84,7 @@ def write(dataset, output: Location, run_id: str) -> str:
 
 def read(output: Location, folder: str) -> dict[str, np.ndarray]:
     """The manifest rows a run wrote, as numpy columns."""
-    table = pads.dataset(folder, filesystem=output.fs, format="parquet", schema=SCHEMA).to_table()
+    table = _dataset(output, folder).to_table()
     return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
 
 
@@ -92,9 +93,33 @@ def counts(rows: dict[str, np.ndarray]) -> dict[str, int]:
     return {status: int(np.sum(rows["status"] == status)) for status in FINAL_STATUSES}
 
 
-def mark_complete(output: Location, run_id: str, rows: dict[str, np.ndarray]) -> None:
-    """Write the run's completion marker, last: its row count and counts by status."""
-    marker = {"run_id": run_id, "rows": len(rows["key"]), **counts(rows),
+def _dataset(output: Location, folder: str) -> pads.Dataset:
+    return pads.dataset(folder, filesystem=output.fs, format="parquet", schema=SCHEMA)
+
+
+def count(output: Location, folder: str) -> dict[str, int]:
+    """counts() of a run's manifest, read a batch at a time (ten million rows never in memory at once)."""
+    total = dict.fromkeys(FINAL_STATUSES, 0)
+    for batch in _dataset(output, folder).to_batches(columns=["status"]):
+        for item in pc.value_counts(batch.column("status")).to_pylist():
+            total[item["values"]] = total.get(item["values"], 0) + item["counts"]
+    return total
+
+
+def failures(output: Location, folder: str, limit: int) -> list[tuple[str, str]]:
+    """The first `limit` error rows of a run's manifest, as (key, error)."""
+    found = []
+    scanner = _dataset(output, folder).scanner(columns=["key", "error"], filter=pc.field("status") == ERROR)
+    for batch in scanner.to_batches():
+        found += zip(batch.column("key").to_pylist(), batch.column("error").to_pylist())
+        if len(found) >= limit:
+            break
+    return found[:limit]
+
+
+def mark_complete(output: Location, run_id: str, counted: dict[str, int]) -> None:
+    """Write the run's completion marker, last: its row count and counts by status (count())."""
+    marker = {"run_id": run_id, "rows": sum(counted.values()), **counted,
               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     output.write_atomic(f"{FOLDER}/run={run_id}/{MARKER}", json.dumps(marker, indent=1).encode())
 

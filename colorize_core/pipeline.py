@@ -1,33 +1,33 @@
 """The colorize job as one Ray Data chain: read keys -> decode + L -> predict -> recombine + encode + write -> manifest."""
-import math
-
-from colorize_core import manifest
+from colorize_core import crashes, manifest
 from colorize_core.runtime import Resources
 from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode
+from colorize_core.storage import Location
 
 ACTOR_MEMORY = 2 * 1024**3  # bytes: the colorizer in TensorFlow with a batch in flight
-MAX_KEY_BLOCKS = 1000  # 6,250 blocks for 100,000 keys took the driver 20 s before the first task ran
+KEY_TASK_CPUS = 0.25  # the key reader mostly waits on listings; unlike the decode tasks' 1 CPU, which also keeps
+# Ray Data from fusing decoding into that one task
 
 
-def keys_dataset(keys: list[str], per_block: int, done: set[str] | None = None):
-    """A dataset of {"key"} rows in blocks of `per_block` keys (more for long lists: at most MAX_KEY_BLOCKS
-    blocks), so that the first stage runs as parallel tasks and the first output comes soon however long the list.
-    With `done` (the output keys there already), each row also says whether to `skip` it."""
+def keys_dataset(source, per_block: int, done_in: Location | None = None):
+    """`source`'s keys (a key_source.KeySource, or a list of keys) as a dataset of {"key"} rows in blocks of
+    `per_block`, read by one task as the stages go; with `done_in`, each row also says whether to `skip` it."""
     import ray  # here, not at the top: the job sets Ray's environment first (runtime.start_ray)
 
-    blocks = min(MAX_KEY_BLOCKS, max(1, math.ceil(len(keys) / per_block)))
-    rows = [{"key": k} for k in keys] if done is None else [{"key": k, "skip": k in done} for k in keys]
-    return ray.data.from_items(rows, override_num_blocks=blocks)
+    from colorize_core.key_source import KeyDatasource, KeySource
+
+    if isinstance(source, (list, tuple)):
+        source = KeySource(keys=tuple(source))
+    return ray.data.read_datasource(KeyDatasource(source, per_block, done_in), num_cpus=KEY_TASK_CPUS)
 
 
-def colorize_dataset(keys: list[str], settings: JobSettings, resources: Resources):
-    """The job's chain of stages over `keys`; lazy: nothing runs until the manifest is written."""
+def colorize_dataset(source, settings: JobSettings, resources: Resources):
+    """The job's chain of stages over `source`'s keys; lazy: nothing runs until the manifest is written."""
     import ray
 
-    # What is done already, from one listing of the output (a request per 1,000 keys on S3), not a request a key.
-    done = None if settings.overwrite else set(settings.output.list_keys(None))
     dataset = (
-        keys_dataset(keys, resources.batch_size, done)
+        # What is done already comes from one listing of the output, not a request a key (key_source.py).
+        keys_dataset(source, resources.batch_size, None if settings.overwrite else settings.output)
         .map_batches(read_and_decode, fn_kwargs={"settings": settings}, batch_size=resources.batch_size,
                      batch_format="numpy")
         .map_batches(Predictor, fn_constructor_kwargs={"settings": settings}, batch_size=resources.batch_size,
@@ -45,10 +45,13 @@ def colorize_dataset(keys: list[str], settings: JobSettings, resources: Resource
     return dataset
 
 
-def run(keys: list[str], settings: JobSettings, resources: Resources) -> tuple[str, dict]:
-    """The chain over `keys`, its manifest written under the output and marked complete; returns the
-    manifest's folder and rows."""
-    folder = manifest.write(colorize_dataset(keys, settings, resources), settings.output, settings.run_id)
-    rows = manifest.read(settings.output, folder)
-    manifest.mark_complete(settings.output, settings.run_id, rows)
-    return folder, rows
+def run(source, settings: JobSettings, resources: Resources) -> tuple[str, dict[str, int]]:
+    """The chain over `source`'s keys, its manifest written under the output and marked complete; returns the
+    manifest's folder and its counts of rows by status."""
+    try:
+        folder = manifest.write(colorize_dataset(source, settings, resources), settings.output, settings.run_id)
+    finally:
+        crashes.remove_journal(settings.run_id)  # this node's; other nodes' are a few empty files in their /tmp
+    counts = manifest.count(settings.output, folder)
+    manifest.mark_complete(settings.output, settings.run_id, counts)
+    return folder, counts

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from colorize_core import codec, lab, metadata
+from colorize_core import codec, crashes, lab, metadata
 from colorize_core.manifest import ERROR, OK, SKIPPED, TODO
 from colorize_core.storage import Location
 
@@ -36,6 +36,7 @@ class JobSettings:
     temperature: float | None = None  # the classification head's annealed-mean temperature; None: the model's
     chroma_gain: float | None = None  # applied in recombine (ab times this, L kept); None: the model file's own
     model_endpoint: str | None = None  # the S3 endpoint the model file is fetched from (None: AWS_ENDPOINT_URL)
+    failpoints: tuple[tuple[str, str], ...] = ()  # for tests: (stage, key) pairs that crash their stage (crashes.py)
 
 
 def ragged(arrays: list[np.ndarray]) -> np.ndarray:
@@ -74,6 +75,8 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
                             "decode_s")}
     Ls, inputs, alphas, exvs, iccs = [], [], [], [], []
     skip = batch["skip"] if "skip" in batch else [None] * len(batch["key"])
+    journal = crashes.journal(settings.run_id, settings.failpoints)
+    crashed, _ = journal.crashed("decode")
     for key, skip_key in zip(batch["key"], skip):
         start = time.perf_counter()
         status, error, fmt, depth, width, height, size, chroma, L = TODO, "", "", 0, 0, 0, 0, 0.0, EMPTY_L
@@ -83,14 +86,17 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
                 raise codec.ImageError(f"refused key ({reason}): it would be written outside the output prefix")
             if not settings.overwrite and (settings.output.exists(key) if skip_key is None else skip_key):
                 status = SKIPPED
+            elif key in crashed:
+                status, error = ERROR, crashes.crash_error("decode")
             else:
                 data = settings.input.read(key)
                 size = len(data)
-                image, fmt, alpha, header = codec.decode_original(data, settings.max_pixels)
+                with journal.handling("decode", [key]):  # a native crash in here is this key's (crashes.py)
+                    image, fmt, alpha, header = codec.decode_original(data, settings.max_pixels)
+                    L, chroma = lab.lightness(image)  # chroma > ~5: the input was in colour already
                 alpha, exv, icc = EMPTY_L if alpha is None else alpha, header.exv, header.icc
                 height, width = image.shape[:2]
                 depth = 8 * image.dtype.itemsize
-                L, chroma = lab.lightness(image)  # chroma > ~5: the input was in colour already
         except (codec.ImageError, OSError) as e:
             status, error = ERROR, f"{type(e).__name__}: {e}"
         inputs.append(lab.model_input(L) if status == TODO else EMPTY_L)
@@ -117,25 +123,34 @@ class Predictor:
         self.colorizer = Colorizer.load(fetch_model(settings.model_uri, settings.model_sha256, settings.model_endpoint),
                                         settings.precision, settings.temperature)
         self.chroma_gain = self.colorizer.default_gain if settings.chroma_gain is None else settings.chroma_gain
+        self.journal = crashes.journal(settings.run_id, settings.failpoints)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        todo = batch["status"] == TODO
+        keys, status, error = batch["key"], batch["status"].astype(object), batch["error"].astype(object)
+        crashed, suspects = self.journal.crashed("predict")
+        if crashed:
+            isolated = (status == TODO) & np.isin(keys, list(crashed))
+            status[isolated], error[isolated] = ERROR, crashes.crash_error("predict")
+        todo = status == TODO
         ab = [EMPTY_AB] * len(todo)
         seconds = np.zeros(len(todo))
         confidence = np.full(len(todo), np.nan)  # NaN: no confidence (regression head, skipped or error rows)
-        if todo.any():
+        rows = np.flatnonzero(todo)
+        # The batch at once; one key at a time once a process died predicting some of them (crashes.py).
+        for group in [[r] for r in rows] if suspects.intersection(keys[rows]) else [rows] if len(rows) else []:
             start = time.perf_counter()
-            x = np.stack(list(batch["model_input"][todo]))[..., None]
-            predicted, confident = self.colorizer.predict(x)
-            for i, row in enumerate(np.flatnonzero(todo)):
+            x = np.stack(list(batch["model_input"][group]))[..., None]
+            with self.journal.handling("predict", keys[group]):
+                predicted, confident = self.colorizer.predict(x)
+            for i, row in enumerate(group):
                 ab[row] = predicted[i]
             if confident is not None:
-                confidence[todo] = confident
-            seconds[todo] = (time.perf_counter() - start) / todo.sum()
-        batch = {c: v for c, v in batch.items() if c != "model_input"}
+                confidence[group] = confident
+            seconds[group] = (time.perf_counter() - start) / len(group)
+        batch = {c: v for c, v in batch.items() if c not in ("model_input", "status", "error")}
         # The knobs as used, resolved against the model's own defaults: the encode stage applies the gain.
         temperature = np.nan if self.colorizer.temperature is None else self.colorizer.temperature
-        return {**batch, "ab": ragged(ab), "colour_confidence": confidence, "temperature": np.full(len(todo), temperature),
+        return {**batch, "status": status, "error": error, "ab": ragged(ab), "colour_confidence": confidence, "temperature": np.full(len(todo), temperature),
                 "chroma_gain": np.full(len(todo), self.chroma_gain), "predict_s": seconds,
                 "predict_node": np.full(len(todo), node_id(), dtype=object)}
 
@@ -151,17 +166,24 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
     carried = np.full(n, "", dtype=object)
     record = {"software": SOFTWARE, "model": settings.model_uri.rsplit("/", 1)[-1],
               "model_sha256": settings.model_sha256, "when": str(np.datetime64("now", "s")) + "Z"}
+    journal = crashes.journal(settings.run_id, settings.failpoints)
+    crashed, _ = journal.crashed("encode")
     for i in np.flatnonzero(status == TODO):
+        if batch["key"][i] in crashed:
+            status[i], error[i] = ERROR, crashes.crash_error("encode")
+            continue
         try:
             start = time.perf_counter()
-            dtype = np.uint16 if batch["bit_depth"][i] == 16 else np.uint8
-            image = lab.recombine(batch["L"][i], batch["ab"][i], dtype, batch["chroma_gain"][i])
-            alpha = batch["alpha"][i] if batch["alpha"][i].size else None
-            data = codec.encode(image, batch["format"][i], settings.jpeg_quality, alpha)
-            try:
-                data, carried[i] = metadata.carry(data, batch["format"][i], batch["exv"][i], batch["icc"][i], record)
-            except metadata.exiv2.Exiv2Error as e:  # the colour is still worth having: say what did not come along
-                carried[i] = f"not carried: {e.args[-1] if e.args else e}"
+            with journal.handling("encode", [batch["key"][i]]):  # a native crash in here is this key's
+                dtype = np.uint16 if batch["bit_depth"][i] == 16 else np.uint8
+                image = lab.recombine(batch["L"][i], batch["ab"][i], dtype, batch["chroma_gain"][i])
+                alpha = batch["alpha"][i] if batch["alpha"][i].size else None
+                data = codec.encode(image, batch["format"][i], settings.jpeg_quality, alpha)
+                try:
+                    data, carried[i] = metadata.carry(data, batch["format"][i], batch["exv"][i], batch["icc"][i],
+                                                      record)
+                except metadata.exiv2.Exiv2Error as e:  # the colour is still worth having: say what did not come
+                    carried[i] = f"not carried: {e.args[-1] if e.args else e}"
             encode_s[i] = time.perf_counter() - start
             start = time.perf_counter()
             settings.output.write_atomic(batch["key"][i], data)

@@ -4,12 +4,13 @@ S3 credentials come from the standard AWS chain (environment, ~/.aws, instance p
 (or AWS_ENDPOINT_URL) points at an S3-compatible server such as SeaweedFS or MinIO.
 """
 import csv
+import io
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
 import pyarrow.csv as pacsv
@@ -73,19 +74,26 @@ class Location:
         object.__setattr__(self, "uri", state["uri"])
         object.__setattr__(self, "endpoint", state["endpoint"])
 
-    def list_keys(self, extensions: tuple[str, ...] | None = IMAGE_EXTENSIONS) -> list[str]:
-        """Every file under this location as a key relative to it, sorted; only `extensions` unless None."""
-        infos = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=True, allow_not_found=True))
-        keys = []
-        for info in infos:
-            if info.type != pafs.FileType.File:
-                continue
-            key = info.path[len(self.root) + 1:]
-            if any(part.startswith(".") for part in PurePosixPath(key).parts):
+    def iter_keys(self, extensions: tuple[str, ...] | None = IMAGE_EXTENSIONS) -> Iterator[str]:
+        """Every file under this location as a key relative to it, as the listing goes (on S3 a request per 1,000
+        keys; never the whole listing in memory); only `extensions` unless None; hidden files passed over."""
+        if self.is_s3:
+            bucket, _, prefix = self.root.partition("/")
+            prefix = prefix + "/" if prefix else ""
+            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            found = (o["Key"][len(prefix):] for page in pages for o in page.get("Contents", []))
+        else:
+            found = (os.path.relpath(os.path.join(folder, name), self.root).replace(os.sep, "/")
+                     for folder, _, names in os.walk(self.root) for name in names)
+        for key in found:
+            if any(part.startswith(".") for part in key.split("/")):
                 continue  # hidden files and our own temporary files
             if extensions is None or key.lower().endswith(extensions):
-                keys.append(key)
-        return sorted(keys)
+                yield key
+
+    def list_keys(self, extensions: tuple[str, ...] | None = IMAGE_EXTENSIONS) -> list[str]:
+        """iter_keys as a sorted list, for a listing that fits in memory (training, evaluation)."""
+        return sorted(self.iter_keys(extensions))
 
     def exists(self, key: str) -> bool:
         return self.fs.get_file_info(self.path(key)).type == pafs.FileType.File
@@ -167,20 +175,39 @@ class Location:
             ) from None
 
 
-def read_key_list(uri: str, endpoint: str | None = None) -> list[str]:
-    """Keys from an input list: Parquet or CSV (column "key", else the first column) or a text file (a key a line)."""
+def iter_key_list(uri: str, endpoint: str | None = None, chunk: int = 10_000) -> Iterator[list[str]]:
+    """Keys from an input list, `chunk` at a time as the file is read (never all of it in memory): Parquet or
+    CSV (column "key", else the first column) or a text file (a key a line)."""
     folder, name = uri.rsplit("/", 1) if "/" in uri else (".", uri)
     location = Location(folder, endpoint)
-    path = location.path(name)
-    if name.endswith(".parquet"):
-        table = pq.read_table(path, filesystem=location.fs)
-    elif name.endswith(".csv"):
-        with location.fs.open_input_stream(path) as f:
-            table = pacsv.read_csv(f)
-    else:
-        return [line.strip() for line in location.read(name).decode("utf-8").splitlines() if line.strip()]
-    column = table.column("key") if "key" in table.column_names else table.column(0)
-    return [str(k) for k in column.to_pylist() if k]
+    with location.fs.open_input_file(location.path(name)) as f:
+        if name.endswith((".parquet", ".csv")):
+            if name.endswith(".parquet"):
+                parquet = pq.ParquetFile(f)
+                names = parquet.schema_arrow.names
+                batches = parquet.iter_batches(batch_size=chunk, columns=["key" if "key" in names else names[0]])
+            else:
+                batches = pacsv.open_csv(f, read_options=pacsv.ReadOptions(block_size=1 << 20))
+            for batch in batches:
+                column = batch.column("key") if "key" in batch.schema.names else batch.column(0)
+                keys = [str(k) for k in column.to_pylist() if k]
+                for i in range(0, len(keys), chunk):
+                    yield keys[i:i + chunk]
+        else:
+            keys = []
+            for line in io.TextIOWrapper(f, encoding="utf-8"):
+                if line.strip():
+                    keys.append(line.strip())
+                if len(keys) == chunk:
+                    yield keys
+                    keys = []
+            if keys:
+                yield keys
+
+
+def read_key_list(uri: str, endpoint: str | None = None) -> list[str]:
+    """Every key of an input list (iter_key_list), for a list that fits in memory (training, evaluation)."""
+    return [key for keys in iter_key_list(uri, endpoint) for key in keys]
 
 
 def select_keys(source: Location, split: str | None = None, input_list: str | None = None, limit: int | None = None,

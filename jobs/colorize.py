@@ -10,9 +10,12 @@ import time
 from datetime import datetime, timezone
 
 from jobs import add_input_flags, add_model_stage_flags, model_and_knobs, settings_from_environment
-from colorize_core import codec, manifest, pipeline, runtime
+from colorize_core import codec, crashes, manifest, pipeline, runtime
+from colorize_core.key_source import KeySource
 from colorize_core.stages import JobSettings
-from colorize_core.storage import IMAGE_EXTENSIONS, Location, read_key_list
+from colorize_core.storage import IMAGE_EXTENSIONS, Location
+
+SHOWN_FAILURES = 20  # failed inputs listed at the end; the manifest has them all
 
 
 
@@ -35,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--object-store-mib", type=int,
                    help="cap on the object store the job's images in flight may hold; it keeps memory flat however "
                         "many inputs (default 512 per model actor)")
+    p.add_argument("--failpoint", nargs="+", type=crashes.parse_failpoint, default=[], metavar="STAGE:KEY",
+                   help="for tests: make STAGE (decode, predict or encode) abort its process while it handles KEY, "
+                        "to show that the job isolates such a key (docs/architecture.md)")
     p.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray started here)")
     args = settings_from_environment(p).parse_args(argv)
     for name in ("batch_size", "actors", "max_pixels", "object_store_mib"):
@@ -63,40 +69,36 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     source, target = check_locations(args)
     model, temperature, chroma_gain = model_and_knobs(args)
-    if args.input_list:
-        keys = read_key_list(args.input_list, args.s3_endpoint)
-    else:
-        extensions = None if args.extensions.strip() == "*" else tuple(
-            e.strip().lower() if e.strip().startswith(".") else "." + e.strip().lower()
-            for e in args.extensions.split(","))
-        keys = source.list_keys(extensions)
-    if not keys:
-        raise SystemExit(f"no images found under {args.input}")
+    extensions = None if args.extensions.strip() == "*" else tuple(
+        e.strip().lower() if e.strip().startswith(".") else "." + e.strip().lower() for e in args.extensions.split(","))
+    # The keys stream to the stages in blocks (key_source.py); here only their first page is read, to refuse an
+    # empty input before starting anything.
+    keys = KeySource(listing=source, extensions=extensions, input_list=args.input_list, endpoint=args.s3_endpoint)
+    if not next(keys.chunks(), None):
+        raise SystemExit(f"no images found under {args.input_list or args.input}")
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     runtime.start_ray(args.ray_address)
     resources = runtime.default_resources(args.batch_size, args.actors, args.cpus_per_actor, args.gpus_per_actor,
                                             args.object_store_mib)
     settings = JobSettings(source, target, args.model, model.sha256, run_id, args.overwrite, args.jpeg_quality,
                            runtime.resolve_precision(args.precision, resources), args.max_pixels,
-                           temperature, chroma_gain, args.s3_endpoint)
+                           temperature, chroma_gain, args.s3_endpoint, tuple(args.failpoint))
     knobs = f"temperature {temperature}, " if temperature is not None else ""
-    print(f"colorize: {len(keys)} inputs from {args.input} -> {args.output}; model {args.model} "
+    print(f"colorize: {args.input_list or args.input} -> {args.output}; model {args.model} "
           f"(sha256 {model.sha256[:12]}, {model.head} head; {knobs}chroma gain {chroma_gain}), {settings.precision}; "
           f"{resources}", flush=True)
     start = time.perf_counter()
-    folder, rows = pipeline.run(keys, settings, resources)
+    folder, counts = pipeline.run(keys, settings, resources)
     seconds = time.perf_counter() - start
 
-    counts = manifest.counts(rows)
-    failed_fraction = counts[manifest.ERROR] / len(keys)
-    failed = rows["status"] == manifest.ERROR
-    for key, error in zip(rows["key"][failed], rows["error"][failed]):
+    total = sum(counts.values())
+    for key, error in manifest.failures(target, folder, SHOWN_FAILURES):
         print(f"  failed: {key}: {error}")
+    if counts[manifest.ERROR] > SHOWN_FAILURES:
+        print(f"  ... and {counts[manifest.ERROR] - SHOWN_FAILURES} more: rows with status 'error' in the manifest")
     print(f"done {counts[manifest.OK]}, skipped {counts[manifest.SKIPPED]}, failed {counts[manifest.ERROR]} of "
-          f"{len(keys)} inputs in {seconds:.1f} s ({counts[manifest.OK] / seconds:.2f} images/s); manifest: {folder}")
-    if len(rows["key"]) != len(keys):
-        print(f"ERROR: the manifest has {len(rows['key'])} rows for {len(keys)} inputs", file=sys.stderr)
-        return 2
+          f"{total} inputs in {seconds:.1f} s ({counts[manifest.OK] / seconds:.2f} images/s); manifest: {folder}")
+    failed_fraction = counts[manifest.ERROR] / total
     if failed_fraction > args.max_error_fraction:
         print(f"ERROR: {failed_fraction:.1%} of inputs failed, more than --max-error-fraction "
               f"{args.max_error_fraction:.1%}", file=sys.stderr)
