@@ -4,8 +4,8 @@ input list (text, a key a line) of which only the first few hundred keys exist.
     python -m benchmarks.key_stream --sizes 100000 10000000 [--repo PATH]
 
 Each run is the real job (python -m jobs.colorize --input-list ...) in its own process, with a tiny stand-in
-model of the colorizer's shape; it is stopped SECONDS after its first output is written. The driver's peak RSS
-is the kernel's high-water mark (VmHWM) just before the stop. --repo runs another checkout's job (say, the one
+model of the colorizer's shape; it is stopped SECONDS after its first output is written (or GIVE_UP seconds
+without one). The driver's peak RSS is the kernel's high-water mark (VmHWM) just before the stop. --repo runs another checkout's job (say, the one
 before keys streamed) on the same lists, for a before/after in one run.
 """
 import argparse
@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 EXISTING = 300
 SECONDS = 20
+GIVE_UP = 300  # seconds without any output: stopped, reported as "> GIVE_UP"
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -44,18 +45,21 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def run_once(repo: Path, key_list: Path, scans: Path, out: Path, model: str) -> tuple[float, float]:
-    """(seconds to the first output, the driver's peak RSS in MiB SECONDS later)."""
+def run_once(repo: Path, key_list: Path, scans: Path, out: Path, model: str) -> tuple[float | None, float]:
+    """(seconds to the first output, or None after GIVE_UP; the driver's peak RSS in MiB SECONDS later)."""
     job = subprocess.Popen([sys.executable, "-m", "jobs.colorize", "--input", str(scans), "--input-list", str(key_list),
                             "--output", str(out), "--model", model, "--max-error-fraction", "1"],
                            cwd=repo, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     start = time.perf_counter()
     try:
-        while not any(out.glob("*.jpg")):
+        first = None
+        while time.perf_counter() - start < GIVE_UP:
+            if any(out.glob("*.jpg")):
+                first = time.perf_counter() - start
+                break
             if job.poll() is not None:
                 raise SystemExit(f"the job exited ({job.returncode}) before writing anything")
             time.sleep(0.05)
-        first = time.perf_counter() - start
         time.sleep(SECONDS)
         return first, peak_rss_mib(job.pid)
     finally:
@@ -100,7 +104,8 @@ def main() -> None:
         for repo in [ROOT, *args.repo]:
             for n, key_list in lists.items():
                 first, rss = run_once(repo, key_list, scans, tmp / f"out-{repo.name}-{n}", model)
-                print(f"| {repo.name} | {n:,} | {first:.1f} | {rss:.0f} |", flush=True)
+                shown = f"> {GIVE_UP}" if first is None else f"{first:.1f}"
+                print(f"| {repo.name} | {n:,} | {shown} | {rss:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -118,7 +118,7 @@ def evaluate(source: Location, keys: list[str], out: Path, model_uri: str, model
     settings = JobSettings(Location(str(out / "images" / "grey")), Location(str(out / "images" / "colour")),
                            model_uri, model.sha256, run_id, overwrite=True, precision=precision,
                            temperature=temperature, chroma_gain=chroma_gain, model_endpoint=model_endpoint)
-    folder, _ = pipeline.run([grey_key(k) for k in keys], settings, resources)
+    folder, _ = pipeline.run([[grey_key(k) for k in keys]], settings, resources)
     colorized = manifest.read(settings.output, folder)
     if not np.all(colorized["status"] == manifest.OK):
         raise SystemExit(f"the colorize stages failed on some grey versions: see {folder}")

@@ -1,33 +1,91 @@
-"""The colorize job as one Ray Data chain: read keys -> decode + L -> predict -> recombine + encode + write -> manifest."""
+"""The colorize job as one Ray Data chain: read keys -> decode + L -> predict -> recombine + encode + write -> manifest.
+
+Ten million keys never sit on the driver: it reads them (a listing or an input list) a wave of WAVE_KEYS at a
+time (a short first one), as compact Arrow strings, and runs the chain over each wave in turn, all waves writing into the run's one
+manifest. What is done already comes from one listing of the output, held as 16-byte digests (DoneKeys).
+"""
+import hashlib
+import math
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+
 from colorize_core import crashes, manifest
 from colorize_core.runtime import Resources
 from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode
-from colorize_core.storage import Location
+from colorize_core.storage import CHUNK, Location
 
 ACTOR_MEMORY = 2 * 1024**3  # bytes: the colorizer in TensorFlow with a batch in flight
-KEY_TASK_CPUS = 0.25  # the key reader mostly waits on listings; unlike the decode tasks' 1 CPU, which also keeps
-# Ray Data from fusing decoding into that one task
+MAX_KEY_BLOCKS = 1000  # 6,250 blocks for 100,000 keys took the driver 20 s before the first task ran
+WAVE_KEYS = 200_000  # keys a dataset takes at a time: ~5 MB of Arrow strings; a GPU actor pool's model loads
+# once a wave, a few seconds against the wave's minutes
+FIRST_WAVE_KEYS = 10_000  # a short first wave: the first outputs (or a systematic error) show soon, since on a
+# small node the decode tasks can keep the encode tasks from a CPU until a wave's decoding is done
 
 
-def keys_dataset(source, per_block: int, done_in: Location | None = None):
-    """`source`'s keys (a key_source.KeySource, or a list of keys) as a dataset of {"key"} rows in blocks of
-    `per_block`, read by one task as the stages go; with `done_in`, each row also says whether to `skip` it."""
+def digests(keys: Iterable[str]) -> np.ndarray:
+    """16-byte digests of keys: a set of millions of keys in a fraction of the memory of their strings (a
+    collision among ten million keys has odds of about 1 in 10^24)."""
+    return np.array([hashlib.blake2b(k.encode(), digest_size=16).digest() for k in keys], dtype="S16")
+
+
+class DoneKeys:
+    """The keys under a location, from one listing (a request per 1,000 keys on S3), as sorted digests: 160 MB for
+    ten million outputs, where a Python set of them would take about a gigabyte."""
+
+    def __init__(self, output: Location):
+        parts, chunk = [np.array([], "S16")], []
+        for key in output.iter_keys(None):
+            chunk.append(key)
+            if len(chunk) == CHUNK:
+                parts.append(digests(chunk))
+                chunk = []
+        self.sorted = np.sort(np.concatenate([*parts, digests(chunk)]))
+
+    def contains(self, keys: list[str]) -> np.ndarray:
+        """Whether each key is among them."""
+        if not len(self.sorted):
+            return np.zeros(len(keys), bool)
+        wanted = digests(keys)
+        return self.sorted[np.minimum(np.searchsorted(self.sorted, wanted), len(self.sorted) - 1)] == wanted
+
+
+def waves(chunks: Iterable[list[str]], first: int, size: int) -> Iterator[list[str]]:
+    """Chunks of keys regrouped into waves: `first` keys, then `size` keys each (the last may be short)."""
+    wave: list[str] = []
+    for chunk in chunks:
+        wave.extend(chunk)
+        while len(wave) >= first:
+            yield wave[:first]
+            wave, first = wave[first:], size
+    if wave:
+        yield wave
+
+
+def keys_dataset(keys: list[str], per_block: int, skip: np.ndarray | None = None):
+    """A dataset of {"key"} rows (with `skip`, also whether each is done already) in blocks of `per_block` keys
+    (more for long lists: at most MAX_KEY_BLOCKS blocks), so that the first stage runs as parallel tasks and the
+    first output comes soon."""
     import ray  # here, not at the top: the job sets Ray's environment first (runtime.start_ray)
 
-    from colorize_core.key_source import KeyDatasource, KeySource
+    rows = math.ceil(len(keys) / min(MAX_KEY_BLOCKS, max(1, math.ceil(len(keys) / per_block))))
+    blocks = []
+    for start in range(0, len(keys), rows):
+        columns = {"key": pa.array(keys[start:start + rows], pa.string())}
+        if skip is not None:
+            columns["skip"] = pa.array(skip[start:start + rows])
+        blocks.append(pa.table(columns))
+    return ray.data.from_arrow(blocks)
 
-    if isinstance(source, (list, tuple)):
-        source = KeySource(keys=tuple(source))
-    return ray.data.read_datasource(KeyDatasource(source, per_block, done_in), num_cpus=KEY_TASK_CPUS)
 
-
-def colorize_dataset(source, settings: JobSettings, resources: Resources):
-    """The job's chain of stages over `source`'s keys; lazy: nothing runs until the manifest is written."""
+def colorize_dataset(keys: list[str], settings: JobSettings, resources: Resources, done: DoneKeys | None = None):
+    """The job's chain of stages over `keys` (those in `done` marked to skip); lazy: nothing runs until the
+    manifest is written."""
     import ray
 
     dataset = (
-        # What is done already comes from one listing of the output, not a request a key (key_source.py).
-        keys_dataset(source, resources.batch_size, None if settings.overwrite else settings.output)
+        keys_dataset(keys, resources.batch_size, None if done is None else done.contains(keys))
         .map_batches(read_and_decode, fn_kwargs={"settings": settings}, batch_size=resources.batch_size,
                      batch_format="numpy")
         .map_batches(Predictor, fn_constructor_kwargs={"settings": settings}, batch_size=resources.batch_size,
@@ -45,11 +103,15 @@ def colorize_dataset(source, settings: JobSettings, resources: Resources):
     return dataset
 
 
-def run(source, settings: JobSettings, resources: Resources) -> tuple[str, dict[str, int]]:
-    """The chain over `source`'s keys, its manifest written under the output and marked complete; returns the
-    manifest's folder and its counts of rows by status."""
+def run(chunks: Iterable[list[str]], settings: JobSettings, resources: Resources) -> tuple[str, dict[str, int]]:
+    """The chain over the keys `chunks` yields (storage.KeySource.chunks(), or [keys]), a wave at a time, its
+    manifest written under the output and marked complete; returns the manifest's folder and its counts of rows
+    by status."""
+    done = None if settings.overwrite else DoneKeys(settings.output)
+    folder = manifest.folder_of(settings.output, settings.run_id)
     try:
-        folder = manifest.write(colorize_dataset(source, settings, resources), settings.output, settings.run_id)
+        for wave in waves(chunks, FIRST_WAVE_KEYS, WAVE_KEYS):
+            manifest.write(colorize_dataset(wave, settings, resources, done), settings.output, settings.run_id)
     finally:
         crashes.remove_journal(settings.run_id)  # this node's; other nodes' are a few empty files in their /tmp
     counts = manifest.count(settings.output, folder)

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 # Listed as images; .gif too, so that a GIF gets a manifest row saying why it is not colorized.
 TEMP_PREFIX = ".colorize-"  # write_atomic's temporary files: hidden, so listings pass over them
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif")
+CHUNK = 10_000  # keys read at a time from a listing or an input list
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ class Location:
             ) from None
 
 
-def iter_key_list(uri: str, endpoint: str | None = None, chunk: int = 10_000) -> Iterator[list[str]]:
+def iter_key_list(uri: str, endpoint: str | None = None, chunk: int = CHUNK) -> Iterator[list[str]]:
     """Keys from an input list, `chunk` at a time as the file is read (never all of it in memory): Parquet or
     CSV (column "key", else the first column) or a text file (a key a line)."""
     folder, name = uri.rsplit("/", 1) if "/" in uri else (".", uri)
@@ -208,6 +209,26 @@ def iter_key_list(uri: str, endpoint: str | None = None, chunk: int = 10_000) ->
 def read_key_list(uri: str, endpoint: str | None = None) -> list[str]:
     """Every key of an input list (iter_key_list), for a list that fits in memory (training, evaluation)."""
     return [key for keys in iter_key_list(uri, endpoint) for key in keys]
+
+
+@dataclass(frozen=True)
+class KeySource:
+    """Where the job's keys come from: the list file `input_list` (Parquet, CSV or text), else the images under
+    `listing`; read a chunk at a time, never whole (pipeline.run takes them a wave at a time)."""
+
+    listing: Location
+    extensions: tuple[str, ...] | None = IMAGE_EXTENSIONS
+    input_list: str | None = None
+    endpoint: str | None = None  # the S3 endpoint of `input_list`
+
+    def chunks(self) -> Iterator[list[str]]:
+        """The keys, CHUNK at a time as they are read."""
+        if self.input_list:
+            yield from iter_key_list(self.input_list, self.endpoint, CHUNK)
+            return
+        keys = self.listing.iter_keys(self.extensions)
+        while chunk := [key for _, key in zip(range(CHUNK), keys)]:
+            yield chunk
 
 
 def select_keys(source: Location, split: str | None = None, input_list: str | None = None, limit: int | None = None,

@@ -11,9 +11,8 @@ from datetime import datetime, timezone
 
 from jobs import add_input_flags, add_model_stage_flags, model_and_knobs, settings_from_environment
 from colorize_core import codec, crashes, manifest, pipeline, runtime
-from colorize_core.key_source import KeySource
 from colorize_core.stages import JobSettings
-from colorize_core.storage import IMAGE_EXTENSIONS, Location
+from colorize_core.storage import IMAGE_EXTENSIONS, KeySource, Location
 
 SHOWN_FAILURES = 20  # failed inputs listed at the end; the manifest has them all
 
@@ -71,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     model, temperature, chroma_gain = model_and_knobs(args)
     extensions = None if args.extensions.strip() == "*" else tuple(
         e.strip().lower() if e.strip().startswith(".") else "." + e.strip().lower() for e in args.extensions.split(","))
-    # The keys stream to the stages in blocks (key_source.py); here only their first page is read, to refuse an
-    # empty input before starting anything.
+    # The keys are read a chunk at a time and run a wave at a time (pipeline.run); here only the first chunk is
+    # read, to refuse an empty input before starting anything.
     keys = KeySource(listing=source, extensions=extensions, input_list=args.input_list, endpoint=args.s3_endpoint)
     if not next(keys.chunks(), None):
         raise SystemExit(f"no images found under {args.input_list or args.input}")
@@ -88,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(sha256 {model.sha256[:12]}, {model.head} head; {knobs}chroma gain {chroma_gain}), {settings.precision}; "
           f"{resources}", flush=True)
     start = time.perf_counter()
-    folder, counts = pipeline.run(keys, settings, resources)
+    folder, counts = pipeline.run(keys.chunks(), settings, resources)
     seconds = time.perf_counter() - start
 
     total = sum(counts.values())
