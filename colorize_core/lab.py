@@ -22,15 +22,25 @@ def bgr_to_lab(bgr: np.ndarray) -> np.ndarray:
 
 
 def lightness(bgr: np.ndarray) -> tuple[np.ndarray, float]:
-    """8- or 16-bit BGR image -> (its L (H, W) float32, as bgr_to_lab's, and its mean Lab chroma), a band of rows
-    at a time: the whole image as float Lab would be three 288 MB temporaries on a 24-megapixel scan."""
+    """8- or 16-bit BGR image -> (its L (H, W) float32, as bgr_to_lab's; and how much colour it has beyond a
+    single tone), a band of rows at a time: the whole image as float Lab would be three 288 MB temporaries on
+    a 24-megapixel scan.
+
+    The colour measure is the mean chroma less the chroma of the mean (a, b): a toned print (sepia, selenium,
+    cyanotype: one hue, stronger or weaker with density) reads near 0, like a grey one, since all its (a, b)
+    point one way; a colour photo, or a hand-tinted print with washes of different hues, reads several units
+    (benchmarks/colour_originals.py)."""
     h, w = bgr.shape[:2]
-    L, chroma = np.empty((h, w), np.float32), 0.0
+    L = np.empty((h, w), np.float32)
+    sum_a = sum_b = sum_chroma = 0.0
     for top in range(0, h, BAND_ROWS):
         band = bgr_to_lab(bgr[top:top + BAND_ROWS])
         L[top:top + BAND_ROWS] = band[..., 0]
-        chroma += float(np.hypot(band[..., 1], band[..., 2]).sum(dtype=np.float64))
-    return L, chroma / max(1, h * w)
+        sum_a += float(band[..., 1].sum(dtype=np.float64))
+        sum_b += float(band[..., 2].sum(dtype=np.float64))
+        sum_chroma += float(np.hypot(band[..., 1], band[..., 2]).sum(dtype=np.float64))
+    n = max(1, h * w)
+    return L, max(0.0, sum_chroma / n - float(np.hypot(sum_a / n, sum_b / n)))
 
 
 def lab_to_bgr(lab: np.ndarray) -> np.ndarray:

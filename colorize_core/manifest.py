@@ -28,14 +28,15 @@ FINAL_STATUSES = (OK, SKIPPED, ERROR)
 
 SCHEMA = pa.schema([
     ("key", pa.string()),  # the input, relative to --input
-    ("status", pa.string()),  # ok, skipped (output there already), error
-    ("error", pa.string()),  # why, for an error row; "" otherwise
+    ("status", pa.string()),  # ok, skipped (output there already, or --skip-colour), error
+    ("error", pa.string()),  # why, for an error row, or "already in colour" for a row --skip-colour skipped
     ("format", pa.string()),  # the input's format, from its bytes (jpeg, png, tiff, webp, bmp)
     ("bit_depth", pa.int64()),  # 8 or 16 bits a channel
     ("width", pa.int64()),
     ("height", pa.int64()),
     ("bytes_in", pa.int64()),
-    ("input_chroma", pa.float64()),  # mean Lab chroma of the input: above ~5 it was already in colour
+    ("input_chroma", pa.float64()),  # the input's colour beyond a single tone (lab.lightness): ~0 for grey and
+    # toned prints, 0-30 for colour photos (those with one dominant cast read low)
     ("decode_s", pa.float64()),
     ("decode_node", pa.string()),  # the Ray node that read and decoded it ("" outside Ray)
     ("colour_confidence", pa.float64()),  # 0..1 (classification head); NaN for the regression head

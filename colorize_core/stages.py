@@ -2,7 +2,8 @@
 
 A batch is a dict of equal-length numpy arrays, Ray Data's "numpy" batch format, so the same functions run
 under Ray Data (jobs/colorize.py), in evaluation and training, and in a plain loop in a test. Each row
-carries its `status` through every stage: TODO rows are worked on; SKIPPED (output already there) and
+carries its `status` through every stage: TODO rows are worked on; SKIPPED (output already there, or in colour
+already under --skip-colour) and
 ERROR rows pass through untouched, so every input ends as exactly one manifest row (the columns and statuses
 are declared in manifest.py).
 """
@@ -15,6 +16,7 @@ from colorize_core import codec, crashes, lab, metadata
 from colorize_core.manifest import ERROR, OK, SKIPPED, TODO
 from colorize_core.storage import Location
 
+ALREADY_COLOUR = "already in colour"  # a skipped row's reason, with --skip-colour
 EMPTY_L = np.zeros((0, 0), np.float32)
 EMPTY_AB = np.zeros((0, 0, 2), np.float32)
 SOFTWARE = "colorize"
@@ -37,6 +39,7 @@ class JobSettings:
     chroma_gain: float | None = None  # applied in recombine (ab times this, L kept); None: the model file's own
     model_endpoint: str | None = None  # the S3 endpoint the model file is fetched from (None: AWS_ENDPOINT_URL)
     failpoints: tuple[tuple[str, str], ...] = ()  # for tests: (stage, key) pairs that crash their stage (crashes.py)
+    skip_colour: float | None = None  # inputs whose colour measure (lab.lightness) is above this are left alone
 
 
 def ragged(arrays: list[np.ndarray]) -> np.ndarray:
@@ -93,10 +96,12 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
                 size = len(data)
                 with journal.handling("decode", [key]):  # a native crash in here is this key's (crashes.py)
                     image, fmt, alpha, header = codec.decode_original(data, settings.max_pixels)
-                    L, chroma = lab.lightness(image)  # chroma > ~5: the input was in colour already
+                    L, chroma = lab.lightness(image)  # colour beyond a single tone: ~0 for grey and toned prints
                 alpha, exv, icc = EMPTY_L if alpha is None else alpha, header.exv, header.icc
                 height, width = image.shape[:2]
                 depth = 8 * image.dtype.itemsize
+                if settings.skip_colour is not None and chroma > settings.skip_colour:
+                    status, error, L, alpha, exv, icc = SKIPPED, ALREADY_COLOUR, EMPTY_L, EMPTY_L, b"", b""
         except (codec.ImageError, OSError) as e:
             status, error = ERROR, f"{type(e).__name__}: {e}"
         inputs.append(lab.model_input(L) if status == TODO else EMPTY_L)

@@ -14,6 +14,7 @@ from colorize_core import codec, crashes, manifest, pipeline, runtime
 from colorize_core.stages import JobSettings
 from colorize_core.storage import IMAGE_EXTENSIONS, KeySource, Location
 
+SKIP_COLOUR = 3.0  # --skip-colour's value when given alone: benchmarks/colour_originals.py
 SHOWN_FAILURES = 20  # failed inputs listed at the end; the manifest has them all
 
 
@@ -32,6 +33,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="file endings taken when listing --input, comma-separated; '*' takes every file")
     p.add_argument("--max-pixels", type=int, default=codec.DEFAULT_MAX_PIXELS,
                    help=f"refuse larger images, from their header, before decoding (default {codec.DEFAULT_MAX_PIXELS:,})")
+    p.add_argument("--skip-colour", type=float, nargs="?", const=SKIP_COLOUR, metavar="THRESHOLD",
+                   help="leave alone inputs already in colour: those whose colour beyond a single tone (manifest "
+                        f"column input_chroma) is above THRESHOLD become 'skipped' rows; alone, {SKIP_COLOUR}: no "
+                        "toned print measured reached it, hand-tinted ones did, and 39%% of colour photos. Default: off")
     p.add_argument("--max-error-fraction", type=float, default=0.01,
                    help="exit non-zero when more than this fraction of inputs fail (default 0.01)")
     p.add_argument("--object-store-mib", type=int,
@@ -45,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("batch_size", "actors", "max_pixels", "object_store_mib"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.skip_colour is not None and args.skip_colour < 0:
+        p.error("--skip-colour must be at least 0")
     if not 0 <= args.max_error_fraction <= 1:
         p.error("--max-error-fraction must be between 0 and 1")
     return args
@@ -81,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                                             args.object_store_mib)
     settings = JobSettings(source, target, args.model, model.sha256, run_id, args.overwrite, args.jpeg_quality,
                            runtime.resolve_precision(args.precision, resources), args.max_pixels,
-                           temperature, chroma_gain, args.s3_endpoint, tuple(args.failpoint))
+                           temperature, chroma_gain, args.s3_endpoint, tuple(args.failpoint), args.skip_colour)
     knobs = f"temperature {temperature}, " if temperature is not None else ""
     print(f"colorize: {args.input_list or args.input} -> {args.output}; model {args.model} "
           f"(sha256 {model.sha256[:12]}, {model.head} head; {knobs}chroma gain {chroma_gain}), {settings.precision}; "

@@ -90,7 +90,7 @@ def test_bad_and_strange_inputs(tmp_path, model_file):
         assert L_error.mean() < 2.0, key  # its own lightness, in colour
         if original.alpha is not None:
             assert output.alpha is not None and np.array_equal(output.alpha, original.alpha), f"{key}: alpha kept"
-    assert rows["already-colour.jpg"]["input_chroma"] > 20 > rows["cmyk.jpg"]["input_chroma"]
+    assert rows["already-colour.jpg"]["input_chroma"] > 20 > 1 > rows["cmyk.jpg"]["input_chroma"]
     assert rows["grey16.png"]["bit_depth"] == 16 and decode_any(archive.get("grey16.png")).dtype == np.uint16
     assert (rows["one-pixel.png"]["width"], rows["two-by-three.png"]["height"]) == (1, 3)
 

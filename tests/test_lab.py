@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from colorize_core import lab
 from colorize_core.lab import MODEL_SIZE, bgr_to_lab, model_input, recombine
 
 
@@ -34,3 +35,19 @@ def test_model_input_is_224_square_L():
     L = np.full((500, 333), 42.0, np.float32)
     x = model_input(L)
     assert x.shape == (MODEL_SIZE, MODEL_SIZE) and np.allclose(x, 42.0)
+
+
+def test_the_colour_measure_leaves_out_a_single_tone():
+    rng = np.random.default_rng(0)
+    L = rng.uniform(5, 95, (64, 96)).astype(np.float32)
+
+    def measure(a, b):
+        lab_image = np.dstack([L, np.broadcast_to(a, L.shape), np.broadcast_to(b, L.shape)]).astype(np.float32)
+        return lab.lightness(np.clip(lab.lab_to_bgr(lab_image) * 65535 + 0.5, 0, 65535).astype(np.uint16))[1]
+
+    strength = np.sin(np.pi * L / 100)  # a toner is strongest in the mid-tones, nothing in white or black
+    assert measure(0, 0) < 0.05, "grey"
+    assert measure(4 * strength, 14 * strength) < 0.5, "sepia: one hue, stronger and weaker"
+    assert measure(-4 * strength, -20 * strength) < 0.5, "cyanotype"
+    two_hues = np.where(np.arange(96) < 48, 1.0, -1.0)[None, :]
+    assert measure(20 * two_hues * strength, 5 * strength) > 5, "two hues: colour"
