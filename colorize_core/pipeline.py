@@ -14,7 +14,7 @@ import pyarrow as pa
 from colorize_core import crashes, manifest
 from colorize_core.runtime import Resources
 from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode
-from colorize_core.storage import CHUNK, Location
+from colorize_core.storage import CHUNK, Location, retrying
 
 ACTOR_MEMORY = 2 * 1024**3  # bytes: the colorizer in TensorFlow with a batch in flight
 MAX_KEY_BLOCKS = 1000  # 6,250 blocks for 100,000 keys took the driver 20 s before the first task ran
@@ -107,13 +107,13 @@ def run(chunks: Iterable[list[str]], settings: JobSettings, resources: Resources
     """The chain over the keys `chunks` yields (storage.KeySource.chunks(), or [keys]), a wave at a time, its
     manifest written under the output and marked complete; returns the manifest's folder and its counts of rows
     by status."""
-    done = None if settings.overwrite else DoneKeys(settings.output)
+    done = None if settings.overwrite else retrying(lambda: DoneKeys(settings.output))
     folder = manifest.folder_of(settings.output, settings.run_id)
     try:
         for wave in waves(chunks, FIRST_WAVE_KEYS, WAVE_KEYS):
             manifest.write(colorize_dataset(wave, settings, resources, done), settings.output, settings.run_id)
     finally:
         crashes.remove_journal(settings.run_id)  # this node's; other nodes' are a few empty files in their /tmp
-    counts = manifest.count(settings.output, folder)
-    manifest.mark_complete(settings.output, settings.run_id, counts)
+    counts = retrying(lambda: manifest.count(settings.output, folder))
+    retrying(lambda: manifest.mark_complete(settings.output, settings.run_id, counts))
     return folder, counts

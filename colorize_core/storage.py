@@ -8,9 +8,10 @@ import io
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import pyarrow.csv as pacsv
@@ -19,8 +20,23 @@ import pyarrow.parquet as pq
 
 # Listed as images; .gif too, so that a GIF gets a manifest row saying why it is not colorized.
 TEMP_PREFIX = ".colorize-"  # write_atomic's temporary files: hidden, so listings pass over them
+T = TypeVar("T")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif")
 CHUNK = 10_000  # keys read at a time from a listing or an input list
+
+
+def retrying(call: Callable[[], T], attempts: int = 7, first_wait_s: float = 0.5) -> T:
+    """`call()`, tried again on OSError (a storage server restarting or throttling) after waits that double:
+    0.5 s up to 16 s, 31.5 s in all. For the driver's own few requests (the listing of what is done, the
+    manifest's totals and marker), whose failure would otherwise lose a whole run's accounting."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except OSError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(first_wait_s * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from jobs import add_input_flags, add_model_stage_flags, model_and_knobs, settings_from_environment
 from colorize_core import codec, crashes, manifest, pipeline, runtime
 from colorize_core.stages import JobSettings
-from colorize_core.storage import IMAGE_EXTENSIONS, KeySource, Location
+from colorize_core.storage import IMAGE_EXTENSIONS, KeySource, Location, retrying
 
 SKIP_COLOUR = 3.0  # --skip-colour's value when given alone: benchmarks/colour_originals.py
 SHOWN_FAILURES = 20  # failed inputs listed at the end; the manifest has them all
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
 
     total = sum(counts.values())
-    for key, error in manifest.failures(target, folder, SHOWN_FAILURES):
+    for key, error in retrying(lambda: manifest.failures(target, folder, SHOWN_FAILURES)):
         print(f"  failed: {key}: {error}")
     if counts[manifest.ERROR] > SHOWN_FAILURES:
         print(f"  ... and {counts[manifest.ERROR] - SHOWN_FAILURES} more: rows with status 'error' in the manifest")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from colorize_core import manifest
 from colorize_core.storage import Location
@@ -169,3 +170,24 @@ def test_s3_server_restarted_during_a_run(tmp_path, s3_server, model_file):
     assert code == 0 and all(r["status"] in ("ok", "skipped") for r in rows.values())
     assert outputs() == set(images)
     assert_whole(archive.get, images)
+
+
+def test_the_drivers_own_requests_wait_out_a_restart(monkeypatch):
+    from colorize_core import storage
+
+    waits, calls = [], []
+    monkeypatch.setattr(storage.time, "sleep", waits.append)
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 4:
+            raise OSError("Could not connect to server")
+        return "listed"
+
+    assert storage.retrying(flaky) == "listed" and waits == [0.5, 1.0, 2.0]
+
+    def down():
+        raise OSError("still down")
+
+    with pytest.raises(OSError, match="still down"):  # the last failure is raised, not swallowed
+        storage.retrying(down, attempts=3)
