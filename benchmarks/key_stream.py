@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.test_faults import descendants  # every process below the job's, whatever session Ray started it in
+
 ROOT = Path(__file__).resolve().parent.parent
 EXISTING = 300
 SECONDS = 20
@@ -28,21 +30,6 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def run_once(repo: Path, key_list: Path, scans: Path, out: Path, model: str) -> tuple[float | None, float]:
