@@ -96,7 +96,8 @@ def confidence_spearman(rows: list[dict]) -> float | None:
 
 def evaluate(source: Location, keys: list[str], out: Path, model_uri: str, model: ModelFile, protocol: str = "full",
              precision: str = "auto", batch_size: int | None = None, temperature: float | None = None,
-             chroma_gain: float = 1.0, model_endpoint: str | None = None, described: dict | None = None) -> dict:
+             chroma_gain: float = 1.0, model_endpoint: str | None = None, described: dict | None = None,
+             model_size: int = lab.MODEL_SIZE) -> dict:
     """Grey versions of the photos `keys` -> the colorize job's own chain of stages -> metrics against the
     photos. Writes per_image.parquet/.csv, summary.json, report.html and images/ under `out`; returns the
     summary (`described`, e.g. the input and split, goes into it as given). Ray must be started."""
@@ -117,7 +118,8 @@ def evaluate(source: Location, keys: list[str], out: Path, model_uri: str, model
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     settings = JobSettings(Location(str(out / "images" / "grey")), Location(str(out / "images" / "colour")),
                            model_uri, model.sha256, run_id, overwrite=True, precision=precision,
-                           temperature=temperature, chroma_gain=chroma_gain, model_endpoint=model_endpoint)
+                           temperature=temperature, chroma_gain=chroma_gain, model_endpoint=model_endpoint,
+                           model_size=model_size)
     folder, _ = pipeline.run([[grey_key(k) for k in keys]], settings, resources)
     colorized = manifest.read(settings.output, folder)
     if not np.all(colorized["status"] == manifest.OK):
@@ -133,7 +135,8 @@ def evaluate(source: Location, keys: list[str], out: Path, model_uri: str, model
     summary = {
         **(described or {}), "protocol": protocol, "protocol_description": PROTOCOL_DESCRIPTIONS[protocol],
         "model_name": Path(model_uri).name, "model_path": model_uri, "model_sha256": model.sha256, "head": model.head,
-        "temperature": temperature, "chroma_gain": chroma_gain, "precision": precision, "images": len(rows),
+        "temperature": temperature, "chroma_gain": chroma_gain, "model_size": model_size, "precision": precision,
+        "images": len(rows),
         "confidence_spearman": confidence_spearman(rows),
         "not_evaluated": len(failed), "model": metrics.summarize(rows, "model_"),
         "grey_baseline": metrics.summarize(rows, "grey_"), "colorize_manifest": folder,

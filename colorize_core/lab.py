@@ -6,7 +6,8 @@ L is in [0, 100], a and b roughly in [-128, 127]. The model predicts ab / AB_SCA
 import cv2
 import numpy as np
 
-MODEL_SIZE = 224  # VGG16's input size: the model always sees 224x224
+MODEL_SIZE = 224  # VGG16's input size: the model is trained at 224x224, and runs there by default
+MODEL_SIZES = (224, 320, 448)  # the job's --model-size: VGG16 without its top is fully convolutional
 AB_SCALE = 128.0  # the thesis's scaling of ab into [-1, 1]
 L_FIXED = 65535 / 100  # L carried between stages as uint16 L * L_FIXED: half of float32, steps of 0.0015 L
 
@@ -54,9 +55,9 @@ def L_to_fixed(L: np.ndarray) -> np.ndarray:
     return np.clip(L * np.float32(L_FIXED) + np.float32(0.5), 0, 65535).astype(np.uint16)
 
 
-def model_input(L: np.ndarray) -> np.ndarray:
-    """Full-resolution L (H, W) -> the network's (224, 224) L; area resampling avoids aliasing."""
-    return cv2.resize(L, (MODEL_SIZE, MODEL_SIZE), interpolation=cv2.INTER_AREA)
+def model_input(L: np.ndarray, size: int = MODEL_SIZE) -> np.ndarray:
+    """Full-resolution L (H, W) -> the network's (size, size) L; area resampling avoids aliasing."""
+    return cv2.resize(L, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def centre_crop(image: np.ndarray, size: int = 256) -> np.ndarray:

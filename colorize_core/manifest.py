@@ -42,6 +42,7 @@ SCHEMA = pa.schema([
     ("colour_confidence", pa.float64()),  # 0..1 (classification head); NaN for the regression head
     ("temperature", pa.float64()),  # the annealed-mean temperature used; NaN for the regression head
     ("chroma_gain", pa.float64()),  # the chroma gain used
+    ("model_size", pa.int64()),  # the side of the grey image the network saw (--model-size)
     ("predict_s", pa.float64()),
     ("predict_node", pa.string()),
     ("output_key", pa.string()),  # where the colour image is, relative to --output; "" for an error row

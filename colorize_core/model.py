@@ -220,10 +220,11 @@ class Colorizer:
             self.network = keras.Model(model.input, _trunk_output(model))
 
     @classmethod
-    def load(cls, path: str | Path, precision: str = "float32", temperature: float | None = None) -> "Colorizer":
+    def load(cls, path: str | Path, precision: str = "float32", temperature: float | None = None,
+             size: int | None = None) -> "Colorizer":
         from colorize_core.model_file import load_colorizer
 
-        return cls(load_colorizer(path, precision), temperature)
+        return cls(load_colorizer(path, precision, size), temperature)
 
     def predict(self, L: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if self.head == "classification":

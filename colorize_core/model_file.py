@@ -116,9 +116,38 @@ def fetch_model(uri: str, sha256: str, endpoint: str | None = None) -> str:
     return path
 
 
-def load_colorizer(path: str | Path, precision: str = "float32"):
+def at_size(model, size: int):
+    """The same network and weights taking size x size inputs: VGG16 without its top and the decoder are fully
+    convolutional, so only the input layers' shapes change (to a fixed size: TensorFlow's bilinear upsampling
+    needs one)."""
+    import keras
+
+    if model.input.shape[1:3] == (size, size):
+        return model
+    if size % 32:
+        raise ValueError(f"the model size must be a multiple of 32 (VGG16 halves it five times), not {size}")
+
+    def resize_inputs(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "InputLayer":
+                shape = node["config"]["batch_shape"]
+                node["config"]["batch_shape"] = [shape[0], size, size, shape[-1]]
+            for value in node.values():
+                resize_inputs(value)
+        elif isinstance(node, list):
+            for value in node:
+                resize_inputs(value)
+
+    config = model.get_config()
+    resize_inputs(config)
+    resized = keras.Model.from_config(config)
+    resized.set_weights(model.get_weights())
+    return resized
+
+
+def load_colorizer(path: str | Path, precision: str = "float32", size: int | None = None):
     """Load a colorizer .keras file in safe mode (no arbitrary code) as a keras.Model; precision "bfloat16"
-    computes in bf16.
+    computes in bf16; `size` (default: the file's, 224) the input's side (at_size).
 
     The precision is always set, whatever the file was saved with: a model trained in bf16 (float32 weights)
     loads to compute in float32 unless asked otherwise."""
@@ -127,6 +156,8 @@ def load_colorizer(path: str | Path, precision: str = "float32"):
     from colorize_core.model import AnnealedMean, Confidence  # registers the custom layers
 
     model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    if size is not None:
+        model = at_size(model, size)
     policy = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[precision]
     for layer in model._flatten_layers(include_self=False, recursive=True):
         # The class logits and their softmax stay float32: ~300 classes need the precision.

@@ -40,6 +40,7 @@ class JobSettings:
     model_endpoint: str | None = None  # the S3 endpoint the model file is fetched from (None: AWS_ENDPOINT_URL)
     failpoints: tuple[tuple[str, str], ...] = ()  # for tests: (stage, key) pairs that crash their stage (crashes.py)
     skip_colour: float | None = None  # inputs whose colour measure (lab.lightness) is above this are left alone
+    model_size: int = lab.MODEL_SIZE  # the side of the L the network sees (lab.MODEL_SIZES)
 
 
 def ragged(arrays: list[np.ndarray]) -> np.ndarray:
@@ -69,7 +70,7 @@ def unsafe_key_reason(key: str) -> str | None:
 
 def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict[str, np.ndarray]:
     """CPU stage: key -> original bytes -> decoded image -> full-resolution L (uint16, lab.L_to_fixed) and the
-    224x224 model input.
+    model input (settings.model_size square).
 
     Rows whose output exists already become SKIPPED without reading anything (resume), unless overwrite: the
     batch's `skip` column says which (pipeline: from one listing of the output); without it, each key is asked.
@@ -104,7 +105,7 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
                     status, error, L, alpha, exv, icc = SKIPPED, ALREADY_COLOUR, EMPTY_L, EMPTY_L, b"", b""
         except (codec.ImageError, OSError) as e:
             status, error = ERROR, f"{type(e).__name__}: {e}"
-        inputs.append(lab.model_input(L) if status == TODO else EMPTY_L)
+        inputs.append(lab.model_input(L, settings.model_size) if status == TODO else EMPTY_L)
         # L travels on to recombine as uint16 fixed point: half the object-store bytes of float32. Every row's
         # L, empty ones too, is uint16: Ray gives a column of arrays one dtype, and mixed ones would be cast.
         Ls.append(lab.L_to_fixed(L)), alphas.append(alpha), exvs.append(exv), iccs.append(icc)
@@ -118,7 +119,7 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
 
 
 class Predictor:
-    """Actor stage: batched predict of ab (and a confidence) from the 224x224 L. One instance per actor holds
+    """Actor stage: batched predict of ab (and a confidence) from the model-size L (224x224 by default). One instance per actor holds
     the model, built with the run's temperature."""
 
     def __init__(self, settings: JobSettings):
@@ -126,8 +127,9 @@ class Predictor:
         from colorize_core.model_file import fetch_model
 
         self.colorizer = Colorizer.load(fetch_model(settings.model_uri, settings.model_sha256, settings.model_endpoint),
-                                        settings.precision, settings.temperature)
+                                        settings.precision, settings.temperature, settings.model_size)
         self.chroma_gain = self.colorizer.default_gain if settings.chroma_gain is None else settings.chroma_gain
+        self.model_size = settings.model_size
         self.journal = crashes.journal(settings.run_id, settings.failpoints)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -156,7 +158,8 @@ class Predictor:
         # The knobs as used, resolved against the model's own defaults: the encode stage applies the gain.
         temperature = np.nan if self.colorizer.temperature is None else self.colorizer.temperature
         return {**batch, "status": status, "error": error, "ab": ragged(ab), "colour_confidence": confidence, "temperature": np.full(len(todo), temperature),
-                "chroma_gain": np.full(len(todo), self.chroma_gain), "predict_s": seconds,
+                "chroma_gain": np.full(len(todo), self.chroma_gain), "model_size": np.full(len(todo), self.model_size),
+                "predict_s": seconds,
                 "predict_node": np.full(len(todo), node_id(), dtype=object)}
 
 

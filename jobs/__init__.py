@@ -2,6 +2,7 @@
 import os
 
 from colorize_core.model_file import DEFAULT_MODEL, ModelFile, inspect_model_file, resolve_knobs
+from colorize_core.lab import MODEL_SIZE, MODEL_SIZES
 from colorize_core.runtime import PRECISIONS
 
 # Each job: parse its flags (declared here where jobs share them), build its settings, call colorize_core,
@@ -36,6 +37,9 @@ def add_model_stage_flags(p) -> None:
                    help="model compute precision (default auto: bfloat16 on GPUs, float32 on CPUs; bfloat16 is "
                         "also faster on CPUs with AMX)")
     p.add_argument("--batch-size", type=int, help="images per model batch (default 16 on CPU, 128 on GPU)")
+    p.add_argument("--model-size", type=int, choices=MODEL_SIZES, default=MODEL_SIZE,
+                   help=f"side of the grey image the network sees (default {MODEL_SIZE}, as trained; larger costs "
+                        "about (size/224)^2 the model time: MODEL_CARD.md has what it gains)")
     add_knob_flags(p)
 
 

@@ -88,10 +88,12 @@ def main(argv: list[str] | None = None) -> int:
                                             args.object_store_mib)
     settings = JobSettings(source, target, args.model, model.sha256, run_id, args.overwrite, args.jpeg_quality,
                            runtime.resolve_precision(args.precision, resources), args.max_pixels,
-                           temperature, chroma_gain, args.s3_endpoint, tuple(args.failpoint), args.skip_colour)
+                           temperature, chroma_gain, args.s3_endpoint, tuple(args.failpoint), args.skip_colour,
+                           args.model_size)
     knobs = f"temperature {temperature}, " if temperature is not None else ""
     print(f"colorize: {args.input_list or args.input} -> {args.output}; model {args.model} "
-          f"(sha256 {model.sha256[:12]}, {model.head} head; {knobs}chroma gain {chroma_gain}), {settings.precision}; "
+          f"(sha256 {model.sha256[:12]}, {model.head} head; {knobs}chroma gain {chroma_gain}; size {args.model_size}), "
+          f"{settings.precision}; "
           f"{resources}", flush=True)
     start = time.perf_counter()
     folder, counts = pipeline.run(keys.chunks(), settings, resources)

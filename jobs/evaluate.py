@@ -45,13 +45,14 @@ def evaluate(args: argparse.Namespace) -> dict:
     runtime.start_ray()
     return evaluation.evaluate(source, keys, args.out, args.model, model, args.protocol, args.precision,
                                args.batch_size, temperature, chroma_gain, args.s3_endpoint,
-                               described={"input": args.input, "split": args.split})
+                               described={"input": args.input, "split": args.split}, model_size=args.model_size)
 
 
 def print_summary(summary: dict) -> None:
     knobs = f"temperature {summary['temperature']}, " if summary.get("temperature") is not None else ""
     print(f"{summary['images']} images, {summary['protocol_description']}, model {summary['model_name']} "
-          f"({summary.get('head', 'regression')} head; {knobs}chroma gain {summary.get('chroma_gain', 1.0)})")
+          f"({summary.get('head', 'regression')} head; {knobs}chroma gain {summary.get('chroma_gain', 1.0)}; "
+          f"model size {summary.get('model_size', 224)})")
     print(f"{'':18}{'model':>10}{'grey':>10}")
     for m in ("psnr", "ssim", "ciede2000", "cf", "truth_cf", "dcf"):
         print(f"{m:18}{summary['model'][m]:10.4f}{summary['grey_baseline'][m]:10.4f}")
