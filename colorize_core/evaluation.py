@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from colorize_core import codec, lab, manifest, metrics, pipeline, report, runtime
 from colorize_core.model_file import ModelFile
+from colorize_core.progress import Progress
 from colorize_core.stages import JobSettings
 from colorize_core.storage import Location
 
@@ -97,7 +98,7 @@ def confidence_spearman(rows: list[dict]) -> float | None:
 def evaluate(source: Location, keys: list[str], out: Path, model_uri: str, model: ModelFile, protocol: str = "full",
              precision: str = "auto", batch_size: int | None = None, temperature: float | None = None,
              chroma_gain: float = 1.0, model_endpoint: str | None = None, described: dict | None = None,
-             model_size: int = lab.MODEL_SIZE) -> dict:
+             model_size: int = lab.MODEL_SIZE, progress: Progress | None = None) -> dict:
     """Grey versions of the photos `keys` -> the colorize job's own chain of stages -> metrics against the
     photos. Writes per_image.parquet/.csv, summary.json, report.html and images/ under `out`; returns the
     summary (`described`, e.g. the input and split, goes into it as given). Ray must be started."""
@@ -120,7 +121,7 @@ def evaluate(source: Location, keys: list[str], out: Path, model_uri: str, model
                            model_uri, model.sha256, run_id, overwrite=True, precision=precision,
                            temperature=temperature, chroma_gain=chroma_gain, model_endpoint=model_endpoint,
                            model_size=model_size)
-    folder, _ = pipeline.run([[grey_key(k) for k in keys]], settings, resources)
+    folder, _ = pipeline.run([[grey_key(k) for k in keys]], settings, resources, progress)
     colorized = manifest.read(settings.output, folder)
     if not np.all(colorized["status"] == manifest.OK):
         raise SystemExit(f"the colorize stages failed on some grey versions: see {folder}")

@@ -8,6 +8,8 @@ A run's folder is complete once it holds _COMPLETE.json, written last (after eve
 stopped or killed part-way leaves Parquet files but no marker, and read_all skips it and says so.
 """
 import json
+import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import numpy as np
@@ -15,6 +17,7 @@ import pyarrow.fs as pafs
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from colorize_core.storage import Location
 
@@ -35,6 +38,8 @@ SCHEMA = pa.schema([
     ("width", pa.int64()),
     ("height", pa.int64()),
     ("bytes_in", pa.int64()),
+    ("input_profile", pa.string()),  # what was done with its ICC profile ("" none: read as sRGB), e.g. "grey
+    # profile converted to sRGB"; the output of a converted input carries the sRGB profile
     ("input_chroma", pa.float64()),  # the input's colour beyond a single tone (lab.lightness): ~0 for grey and
     # toned prints, 0-30 for colour photos (those with one dominant cast read low)
     ("decode_s", pa.float64()),
@@ -74,13 +79,31 @@ def folder_of(output: Location, run_id: str) -> str:
     return output.path(f"{FOLDER}/run={run_id}")
 
 
-def write(dataset, output: Location, run_id: str) -> str:
-    """Run a lazy Ray dataset of manifest rows, streaming them to Parquet under the output; returns the folder."""
+def write(dataset, output: Location, run_id: str, on_rows: Callable[[pa.Table], None] | None = None) -> str:
+    """Run a lazy Ray dataset of manifest rows, streaming them to Parquet under the output; returns the folder.
+
+    The rows come back to the driver (a few hundred bytes each, the images stay behind) and `on_rows` sees each
+    batch of them as it arrives: that is how the job shows its progress."""
     folder = folder_of(output, run_id)
+    pending: list[pa.Table] = []
+
+    def write_file() -> None:
+        buffer = pa.BufferOutputStream()
+        pq.write_table(pa.concat_tables(pending), buffer)
+        output.write_atomic(f"{FOLDER}/run={run_id}/{uuid.uuid4().hex}.parquet", buffer.getvalue().to_pybytes())
+        pending.clear()
+
     # Files of at least ROWS_PER_FILE rows: on S3 a file is a PUT, and a resumed run with nothing to do should
     # cost about a request per thousand keys, not one per batch.
-    dataset.map_batches(to_table, batch_format="numpy").write_parquet(folder, filesystem=output.fs,
-                                                                       min_rows_per_file=ROWS_PER_FILE)
+    for rows in dataset.map_batches(to_table, batch_format="numpy").iter_batches(batch_format="pyarrow",
+                                                                                  batch_size=None):
+        pending.append(rows)
+        if on_rows is not None:
+            on_rows(rows)
+        if sum(t.num_rows for t in pending) >= ROWS_PER_FILE:
+            write_file()
+    if pending:
+        write_file()
     return folder
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from colorize_core import crashes, manifest
+from colorize_core.progress import Progress
 from colorize_core.runtime import Resources
 from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode
 from colorize_core.storage import CHUNK, Location, retrying
@@ -103,17 +104,21 @@ def colorize_dataset(keys: list[str], settings: JobSettings, resources: Resource
     return dataset
 
 
-def run(chunks: Iterable[list[str]], settings: JobSettings, resources: Resources) -> tuple[str, dict[str, int]]:
+def run(chunks: Iterable[list[str]], settings: JobSettings, resources: Resources,
+        progress: Progress | None = None) -> tuple[str, dict[str, int]]:
     """The chain over the keys `chunks` yields (storage.KeySource.chunks(), or [keys]), a wave at a time, its
     manifest written under the output and marked complete; returns the manifest's folder and its counts of rows
-    by status."""
+    by status. `progress`, if given, counts the keys and the finished rows and shows them."""
     done = None if settings.overwrite else retrying(lambda: DoneKeys(settings.output))
     folder = manifest.folder_of(settings.output, settings.run_id)
     try:
-        for wave in waves(chunks, FIRST_WAVE_KEYS, WAVE_KEYS):
-            manifest.write(colorize_dataset(wave, settings, resources, done), settings.output, settings.run_id)
+        for wave in waves(chunks if progress is None else progress.keys(chunks), FIRST_WAVE_KEYS, WAVE_KEYS):
+            manifest.write(colorize_dataset(wave, settings, resources, done), settings.output, settings.run_id,
+                           None if progress is None else progress.rows)
     finally:
         crashes.remove_journal(settings.run_id)  # this node's; other nodes' are a few empty files in their /tmp
+        if progress is not None:
+            progress.close()
     counts = retrying(lambda: manifest.count(settings.output, folder))
     retrying(lambda: manifest.mark_complete(settings.output, settings.run_id, counts))
     return folder, counts

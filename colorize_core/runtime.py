@@ -4,8 +4,12 @@ stage is placed on it, and its precision.
 Nothing happens at import. Each job calls start_ray() (or prepare_environment(), for one that runs without
 Ray) in main(), before anything imports ray: Ray reads its loopback setting when it is imported.
 """
+import logging
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 MiB = 1024**2
@@ -24,21 +28,72 @@ def prepare_environment(ray_address: str | None = None) -> str | None:
         if "ray" in sys.modules:  # too late: Ray has read its setting already
             raise RuntimeError("call prepare_environment() before anything imports ray")
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    if not address:
+        # Token authentication is Ray's default for a Ray started here; asked for by name, it comes without the
+        # notice Ray prints on every start.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return address
 
 
-def start_ray(ray_address: str | None = None) -> None:
-    """Join the cluster at `ray_address` (or RAY_ADDRESS); else start Ray here, on loopback."""
+def start_ray(ray_address: str | None = None, verbose: bool = False) -> None:
+    """Join the cluster at `ray_address` (or RAY_ADDRESS); else start Ray here, on loopback.
+
+    Unless `verbose`, the terminal gets warnings and errors only: the workers' output and Ray Data's INFO lines
+    and progress tables stay in Ray's log folder (the job prints its own progress: progress.py)."""
     address = prepare_environment(ray_address)
     import ray
 
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address)
+        ray.init(address=address, log_to_driver=verbose)
     else:
-        ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=True)
+        ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=verbose)
+    if not verbose:
+        import ray.data
+
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled"
+        for handler in logging.getLogger("ray.data").handlers:  # its file handler keeps everything
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                handler.setLevel(logging.WARNING)
+
+
+def log_folder() -> str:
+    """This Ray session's log folder (on the driver's node)."""
+    import ray
+
+    node = getattr(ray._private.worker, "_global_node", None)
+    return node.get_logs_dir_path() if node is not None else tempfile.gettempdir()
+
+
+@contextmanager
+def native_stderr_to_log(verbose: bool = False) -> Iterator[None]:
+    """While the job runs, what native code in this process writes to stderr goes to a file in Ray's log folder.
+
+    Ray's C++ core worker in the driver writes some of its ERROR lines to stderr as well as to its log, among
+    them one every run: actors with constructor arguments in the object store (Ray Data's, by design). Python's
+    own stderr, and so every Python error and warning, still reaches the terminal. Unless `verbose`."""
+    if verbose:
+        yield
+        return
+    path = os.path.join(log_folder(), f"colorize-driver-stderr-{os.getpid()}.log")
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    python_stderr = sys.stderr
+    sys.stderr = os.fdopen(os.dup(terminal), "w", buffering=1)
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 2)
+    os.close(log)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = python_stderr
+        os.dup2(terminal, 2)
+        os.close(terminal)
 
 
 @dataclass(frozen=True)

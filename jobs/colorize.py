@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 from jobs import add_input_flags, add_model_stage_flags, model_and_knobs, settings_from_environment
 from colorize_core import codec, crashes, manifest, pipeline, runtime
+from colorize_core.progress import Progress
 from colorize_core.stages import JobSettings
 from colorize_core.storage import IMAGE_EXTENSIONS, KeySource, Location, retrying
 
@@ -46,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="for tests: make STAGE (decode, predict or encode) abort its process while it handles KEY, "
                         "to show that the job isolates such a key (docs/architecture.md)")
     p.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray started here)")
+    p.add_argument("--verbose", action="store_true",
+                   help="show Ray's and the workers' logs here too (they are always in Ray's log folder)")
     args = settings_from_environment(p).parse_args(argv)
     for name in ("batch_size", "actors", "max_pixels", "object_store_mib"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if not next(keys.chunks(), None):
         raise SystemExit(f"no images found under {args.input_list or args.input}")
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    runtime.start_ray(args.ray_address)
+    runtime.start_ray(args.ray_address, args.verbose)
     resources = runtime.default_resources(args.batch_size, args.actors, args.cpus_per_actor, args.gpus_per_actor,
                                             args.object_store_mib)
     settings = JobSettings(source, target, args.model, model.sha256, run_id, args.overwrite, args.jpeg_quality,
@@ -96,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{settings.precision}; "
           f"{resources}", flush=True)
     start = time.perf_counter()
-    folder, counts = pipeline.run(keys.chunks(), settings, resources)
+    with runtime.native_stderr_to_log(args.verbose):
+        folder, counts = pipeline.run(keys.chunks(), settings, resources, Progress())
     seconds = time.perf_counter() - start
 
     total = sum(counts.values())
@@ -105,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     if counts[manifest.ERROR] > SHOWN_FAILURES:
         print(f"  ... and {counts[manifest.ERROR] - SHOWN_FAILURES} more: rows with status 'error' in the manifest")
     print(f"done {counts[manifest.OK]}, skipped {counts[manifest.SKIPPED]}, failed {counts[manifest.ERROR]} of "
-          f"{total} inputs in {seconds:.1f} s ({counts[manifest.OK] / seconds:.2f} images/s); manifest: {folder}")
+          f"{total} inputs in {seconds:.1f} s ({counts[manifest.OK] / seconds:.2f} images/s); manifest: {folder}; "
+          f"logs: {runtime.log_folder()}")
     failed_fraction = counts[manifest.ERROR] / total
     if failed_fraction > args.max_error_fraction:
         print(f"ERROR: {failed_fraction:.1%} of inputs failed, more than --max-error-fraction "

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from jobs import add_input_flags, add_model_stage_flags, model_and_knobs, settings_from_environment
 from colorize_core import evaluation, runtime
+from colorize_core.progress import Progress
 from colorize_core.storage import Location, select_keys
 
 
@@ -24,6 +25,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="folder for per_image.parquet/.csv, summary.json, report.html, images/")
     add_model_stage_flags(p)
     p.add_argument("--protocol", choices=evaluation.PROTOCOLS, default="full")
+    p.add_argument("--verbose", action="store_true",
+                   help="show Ray's and the workers' logs here too (they are always in Ray's log folder)")
     p.add_argument("--compare", nargs="+", metavar="SUMMARY.json",
                    help="print the difference of this evaluation (or of the first file given) against another")
     args = settings_from_environment(p).parse_args(argv)
@@ -42,10 +45,12 @@ def evaluate(args: argparse.Namespace) -> dict:
     keys = select_keys(source, args.split, args.input_list, args.limit)
     if not keys:
         raise SystemExit(f"no photos found under {args.input}")
-    runtime.start_ray()
-    return evaluation.evaluate(source, keys, args.out, args.model, model, args.protocol, args.precision,
-                               args.batch_size, temperature, chroma_gain, args.s3_endpoint,
-                               described={"input": args.input, "split": args.split}, model_size=args.model_size)
+    runtime.start_ray(verbose=args.verbose)
+    with runtime.native_stderr_to_log(args.verbose):
+        return evaluation.evaluate(source, keys, args.out, args.model, model, args.protocol, args.precision,
+                                   args.batch_size, temperature, chroma_gain, args.s3_endpoint,
+                                   described={"input": args.input, "split": args.split}, model_size=args.model_size,
+                                   progress=Progress())
 
 
 def print_summary(summary: dict) -> None:
