@@ -1,5 +1,5 @@
-"""The original's header and metadata: its size before any pixel is decoded, and its EXIF, IPTC, XMP and ICC
-profile carried onto the colour output with a record of the colorizing (exiv2, the library behind the
+"""The original's header and metadata: its size before any pixel is decoded, and its EXIF, IPTC and XMP
+carried onto the colour output with a record of the colorizing (and the output's own ICC profile) (exiv2, the library behind the
 metadata of digiKam, darktable and GIMP).
 
 The metadata travels between stages as exiv2's own metadata-only container (.exv, a few KB), not as the file.
@@ -89,9 +89,8 @@ def carry(output: bytes, fmt: str, exv: bytes, icc: bytes, record: dict[str, str
     """The encoded output with the original's metadata (Header.exv and .icc) and a record of the colorizing.
 
     `record` has `software`, `model`, `model_sha256` and `when` (ISO 8601). The pixels are upright now, so
-    Orientation becomes 1. An ICC profile is carried only if it describes RGB: a grey or CMYK one cannot
-    describe the colour output (which is then sRGB, as the colorizing assumed). Returns (bytes, what was
-    carried, for the manifest).
+    Orientation becomes 1. `icc` is the profile the output's pixels are in (sRGB, colour_profile.py: not the
+    original's), or b"" for none. Returns (bytes, what was carried, for the manifest).
     """
     if fmt not in _WRITABLE:
         return output, f"none ({fmt} holds no metadata)"
@@ -106,11 +105,9 @@ def carry(output: bytes, fmt: str, exv: bytes, icc: bytes, record: dict[str, str
         if fmt == "webp" and "iptc" in kinds:
             kinds.remove("iptc")
             notes.append("IPTC not carried (WebP cannot hold it)")
-    if icc[16:20] == b"RGB ":
+    if icc:
         image.setIccProfile(exiv2.DataBuf(icc))
-        kinds.append("icc")
-    elif icc:
-        notes.append(f"ICC profile not carried ({icc[16:20].decode('latin-1').strip()} profile, colour output)")
+        kinds.append("icc (sRGB)")
     exif, xmp = image.exifData(), image.xmpData()
     exif["Exif.Image.Orientation"] = 1
     exif["Exif.Image.ImageHistory"] = (f"Colorized by {record['software']} with model {record['model']} "

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from colorize_core import codec, crashes, lab, metadata
+from colorize_core import codec, colour_profile, crashes, lab, metadata
 from colorize_core.manifest import ERROR, OK, SKIPPED, TODO
 from colorize_core.storage import Location
 
@@ -75,15 +75,15 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
     Rows whose output exists already become SKIPPED without reading anything (resume), unless overwrite: the
     batch's `skip` column says which (pipeline: from one listing of the output); without it, each key is asked.
     """
-    rows = {c: [] for c in ("status", "error", "format", "bit_depth", "width", "height", "bytes_in", "input_chroma",
-                            "decode_s")}
+    rows = {c: [] for c in ("status", "error", "format", "bit_depth", "width", "height", "bytes_in", "input_profile",
+                            "input_chroma", "decode_s")}
     Ls, inputs, alphas, exvs, iccs = [], [], [], [], []
     skip = batch["skip"] if "skip" in batch else [None] * len(batch["key"])
     journal = crashes.journal(settings.run_id, settings.failpoints)
     crashed, _ = journal.crashed("decode")
     for key, skip_key in zip(batch["key"], skip):
         start = time.perf_counter()
-        status, error, fmt, depth, width, height, size, chroma, L = TODO, "", "", 0, 0, 0, 0, 0.0, EMPTY_L
+        status, error, fmt, depth, width, height, size, profile, chroma, L = TODO, "", "", 0, 0, 0, 0, "", 0.0, EMPTY_L
         alpha, exv, icc = EMPTY_L, b"", b""
         try:
             if reason := unsafe_key_reason(key):
@@ -97,8 +97,11 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
                 size = len(data)
                 with journal.handling("decode", [key]):  # a native crash in here is this key's (crashes.py)
                     image, fmt, alpha, header = codec.decode_original(data, settings.max_pixels)
+                    image, profile = colour_profile.to_srgb(image, header.icc)  # its profile honoured: now sRGB
                     L, chroma = lab.lightness(image)  # colour beyond a single tone: ~0 for grey and toned prints
-                alpha, exv, icc = EMPTY_L if alpha is None else alpha, header.exv, header.icc
+                # The output is sRGB; it says so where its input carried a profile (one that was applied).
+                icc = colour_profile.srgb() if profile.endswith("converted to sRGB") else b""
+                alpha, exv = EMPTY_L if alpha is None else alpha, header.exv
                 height, width = image.shape[:2]
                 depth = 8 * image.dtype.itemsize
                 if settings.skip_colour is not None and chroma > settings.skip_colour:
@@ -109,12 +112,12 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
         # L travels on to recombine as uint16 fixed point: half the object-store bytes of float32. Every row's
         # L, empty ones too, is uint16: Ray gives a column of arrays one dtype, and mixed ones would be cast.
         Ls.append(lab.L_to_fixed(L)), alphas.append(alpha), exvs.append(exv), iccs.append(icc)
-        for column, value in zip(rows, (status, error, fmt, depth, width, height, size, chroma,
+        for column, value in zip(rows, (status, error, fmt, depth, width, height, size, profile, chroma,
                                         time.perf_counter() - start)):
             rows[column].append(value)
     return {"key": batch["key"], **{c: np.array(v) for c, v in rows.items()}, "L": ragged(Ls),
             "model_input": ragged(inputs), "alpha": ragged(alphas),
-            "exv": np.array(exvs, dtype=object), "icc": np.array(iccs, dtype=object),  # metadata, a few KB
+            "exv": np.array(exvs, dtype=object), "icc": np.array(iccs, dtype=object),  # a few KB: metadata, sRGB
             "decode_node": np.full(len(Ls), node_id(), dtype=object)}
 
 

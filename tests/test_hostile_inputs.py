@@ -158,7 +158,8 @@ def test_metadata_is_carried_with_a_record_of_the_colorizing(tmp_path, model_fil
     code, rows = run_job(archive, model_file)
     assert code == 0
     for key in inputs:
-        assert rows[key]["metadata"] == "exif,iptc,xmp,icc", rows[key]
+        assert rows[key]["metadata"] == "exif,iptc,xmp,icc (sRGB)", rows[key]
+        assert rows[key]["input_profile"] == "RGB profile converted to sRGB", rows[key]
         found = read_metadata(archive.get(key))
         assert found["Exif.Image.ImageDescription"] == "Harbour at dawn" and found["Exif.Image.Artist"] == "A. Photographer"
         assert found["Exif.Photo.DateTimeOriginal"] == "1931:05:04 06:12:00", key

@@ -1,0 +1,61 @@
+"""Embedded ICC profiles: an input's pixels converted through their profile into sRGB before L is computed
+(LittleCMS, through imagecodecs: 8 and 16 bits, grey and RGB), and the sRGB profile its output then carries.
+
+Outputs are sRGB, whatever the input's profile. The colour is predicted and put back in sRGB (lab.py works in
+OpenCV's sRGB Lab); a grey profile (Gray Gamma 2.2, Dot Gain 20%) cannot describe a colour image at all; and an
+archive's colour copies are for screens and the web, which read sRGB. Converting the colour back into an input's
+Adobe RGB would be a second transform for no gain: the predicted colour is well inside sRGB.
+"""
+import functools
+import struct
+
+import imagecodecs
+import numpy as np
+
+BAND_ROWS = 1024  # rows converted at a time: a 200-megapixel scan is never copied whole as 16-bit RGB
+GREY, RGB = b"GRAY", b"RGB "  # an ICC profile's colour space (header bytes 16-19)
+
+
+@functools.cache
+def srgb() -> bytes:
+    """The sRGB profile (LittleCMS's built-in, about 600 bytes), embedded in outputs whose input had a profile.
+
+    Its creation date (header bytes 24-35) is fixed, so that the same input gives the same output bytes."""
+    profile = imagecodecs.cms_profile("srgb")
+    return profile[:24] + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + profile[36:]
+
+
+def space(icc: bytes) -> bytes:
+    """The colour space a profile describes: GREY, RGB, or another (b"CMYK", b"Lab ")."""
+    return icc[16:20]
+
+
+def to_srgb(image: np.ndarray, icc: bytes) -> tuple[np.ndarray, str]:
+    """A decoded image (BGR, 8 or 16 bits; a grey one has three equal channels) and its embedded profile ->
+    (the image in sRGB, same shape and depth; what was done, for the manifest).
+
+    A grey profile converts the grey values (one channel), an RGB profile the colour; no profile means sRGB
+    already. A profile that does not fit (CMYK: OpenCV has already turned such a file into RGB; a grey profile
+    on colour pixels) or that LittleCMS cannot read is not applied: the image is read as sRGB, and the note
+    says so."""
+    if not icc:
+        return image, ""
+    kind = space(icc)
+    if kind not in (GREY, RGB):
+        return image, f"{kind.decode('latin-1').strip() or 'unknown'} profile not applied (read as sRGB)"
+    if kind == GREY and not (np.array_equal(image[..., 0], image[..., 1])
+                             and np.array_equal(image[..., 0], image[..., 2])):
+        return image, "grey profile on colour pixels not applied (read as sRGB)"
+    out = np.empty_like(image)
+    try:
+        for top in range(0, image.shape[0], BAND_ROWS):
+            band = image[top:top + BAND_ROWS]
+            if kind == GREY:  # one channel in, sRGB's three (equal) out
+                out[top:top + BAND_ROWS] = imagecodecs.cms_transform(
+                    np.ascontiguousarray(band[..., 0]), icc, srgb(), colorspace="gray", outcolorspace="bgr")
+            else:
+                out[top:top + BAND_ROWS] = imagecodecs.cms_transform(
+                    np.ascontiguousarray(band), icc, srgb(), colorspace="bgr", outcolorspace="bgr")
+    except imagecodecs.CmsError as e:
+        return image, f"unreadable ICC profile not applied (read as sRGB): {e}"
+    return out, f"{'grey' if kind == GREY else 'RGB'} profile converted to sRGB"
