@@ -1,10 +1,10 @@
-"""Training on Ray Train: a tiny run with 2 workers, then a resumed one that goes on from its checkpoint."""
+"""Training on Ray Train: a tiny run with 2 workers, then a resumed one that goes on from its checkpoint and
+survives a killed worker."""
 import json
 import os
 
 import cv2
 import numpy as np
-import pytest
 
 from colorize_core import losses, training
 from colorize_core.model_file import load_colorizer
@@ -39,20 +39,20 @@ def test_validation_split_is_stable_and_held_out():
     assert training.split_validation(keys[:2], 0.1)[1] and training.split_validation(keys, 0) == (keys, [])
 
 
-@pytest.fixture(params=["local", "s3"])
-def runs(request, tmp_path) -> str:
-    """Where runs are kept: a folder, or a prefix on the S3 server."""
-    if request.param == "local":
-        return str(tmp_path / "runs")
-    request.getfixturevalue("s3_server").client().create_bucket(Bucket="training")
-    return "s3://training/runs"
+def test_train_on_s3_resume_and_a_killed_worker(tmp_path, model_file, s3_server, archive_inputs):
+    """Runs kept on the S3 server: a first epoch; then a resumed run to epoch 3 that goes on from the first run's
+    checkpoint, has a worker killed after its own first checkpoint, and restarts from that one, not from scratch;
+    the exported model then runs in the colorize job. (One test: each Ray Train start costs about a minute here.)"""
+    import signal
+    import subprocess
+    import threading
+    import time
 
-
-def test_train_two_workers_then_resume(tmp_path, model_file, runs, archive_inputs):
+    s3_server.client().create_bucket(Bucket="training")
+    runs, store = "s3://training/runs", Location("s3://training/runs")
     photos = write_colour_photos(tmp_path / "photos", 5)
     common = ["--input", str(photos), "--output", runs, "--name", "tiny", "--workers", "2",
               "--batch-size", "2", "--init-model", str(model_file), "--learning-rate", "1e-3", "--val-fraction", "0.2"]
-    store = Location(runs)
     assert train.main(common + ["--epochs", "1"]) == 0
     first = json.loads(store.read("tiny/metrics.json"))
     assert first["epoch"] == 1 and len(first["history"]) == 1 and first["history"][0]["train_loss"] > 0
@@ -60,13 +60,34 @@ def test_train_two_workers_then_resume(tmp_path, model_file, runs, archive_input
     assert epoch["val_images"] == 1 and epoch["val_loss"] > 0 and 0 < epoch["val_psnr"] < 100 and epoch["val_cf"] >= 0
     assert [k for k in store.list_keys(None) if k.endswith("colorizer.keras") and "checkpoint_" in k], "a checkpoint"
 
-    assert train.main(common + ["--epochs", "2", "--resume"]) == 0
-    second = json.loads(store.read("tiny/metrics.json"))
-    assert second["epoch"] == 2 and second["history"][0] == first["history"][0], "went on from epoch 1"
-    assert second["history"][1]["val_loss"] != first["history"][0]["val_loss"], "validated the trained model again"
-    assert len([k for k in store.list_keys(None) if k.endswith("optimizer.npz")]) == 2
-    snapshot = store.read("tiny/checkpoint_manager_snapshot.json").decode()
-    assert "val_psnr" in snapshot and "val_cf" in snapshot, "the figures were reported through Ray Train"
+    snapshot = "tiny/checkpoint_manager_snapshot.json"
+    registered, killed = store.read(snapshot), []
+
+    def kill_a_worker_after_the_resumed_runs_first_checkpoint():
+        deadline = time.monotonic() + 600
+        # The controller rewrites its snapshot once it has registered a checkpoint: kill after that, during
+        # the next epoch.
+        while time.monotonic() < deadline and store.read(snapshot) == registered:
+            time.sleep(0.5)
+        time.sleep(1.0)
+        pids = subprocess.run(["pgrep", "-f", "RayTrainWorker"], capture_output=True, text=True).stdout.split()
+        if pids:
+            os.kill(int(pids[0]), signal.SIGKILL)
+            killed.append(int(pids[0]))
+
+    watcher = threading.Thread(target=kill_a_worker_after_the_resumed_runs_first_checkpoint, daemon=True)
+    watcher.start()
+    assert train.main(common + ["--epochs", "3", "--resume", "--max-failures", "2"]) == 0
+    watcher.join(timeout=5)
+    assert killed, "no Ray Train worker was found to kill"
+    state = json.loads(store.read("tiny/metrics.json"))
+    assert state["epoch"] == 3 and len(state["history"]) == 3 and state["history"][0] == first["history"][0], \
+        "went on from epoch 1"
+    assert state["starts"][:2] == [0, 1] and len(state["starts"]) == 3 and state["starts"][2] >= 2, \
+        f"resumed from epoch 1, then restarted once from a checkpoint of its own, not from scratch: {state['starts']}"
+    assert state["history"][1]["val_loss"] != first["history"][0]["val_loss"], "validated the trained model again"
+    assert len([k for k in store.list_keys(None) if k.endswith("optimizer.npz")]) >= 2
+    assert "val_psnr" in store.read(snapshot).decode(), "the figures were reported through Ray Train"
 
     exported = tmp_path / "exported.keras"
     exported.write_bytes(store.read("tiny/colorizer.keras"))
@@ -75,43 +96,6 @@ def test_train_two_workers_then_resume(tmp_path, model_file, runs, archive_input
     assert any(changed), "training changed the decoder"
     assert trained.get_layer("encoder").get_layer("block3_conv1").get_weights()[0].tolist() == \
         start.get_layer("encoder").get_layer("block3_conv1").get_weights()[0].tolist(), "the encoder stays frozen"
-    if runs.startswith("s3://"):
-        return
     # The exported model runs in the colorize job, with its knob (the regression head has the chroma gain).
     inputs = {k: archive_inputs[k] for k in ("boats.jpg", "grey8.png", "grey16.tif")}
     assert_knobs_work(make_archive("local", tmp_path, None, "trained", inputs), inputs, exported, None, gain=0.5)
-
-
-def test_a_killed_worker_restarts_from_the_last_checkpoint(tmp_path, model_file):
-    import signal
-    import subprocess
-    import threading
-    import time
-
-    photos = write_colour_photos(tmp_path / "photos", 8)
-    runs = tmp_path / "runs"
-    killed = []
-
-    def kill_a_worker_after_the_first_checkpoint():
-        deadline = time.monotonic() + 600
-        # The controller has registered the first checkpoint once its snapshot is written: kill after that,
-        # during the next epoch.
-        while time.monotonic() < deadline and not (runs / "killed" / "checkpoint_manager_snapshot.json").exists():
-            time.sleep(0.5)
-        time.sleep(1.0)
-        pids = subprocess.run(["pgrep", "-f", "RayTrainWorker"], capture_output=True, text=True).stdout.split()
-        if pids:
-            os.kill(int(pids[0]), signal.SIGKILL)
-            killed.append(int(pids[0]))
-
-    watcher = threading.Thread(target=kill_a_worker_after_the_first_checkpoint, daemon=True)
-    watcher.start()
-    assert train.main(["--input", str(photos), "--output", str(runs), "--name", "killed", "--workers", "2",
-                       "--batch-size", "2", "--epochs", "4", "--init-model", str(model_file),
-                       "--max-failures", "2"]) == 0
-    watcher.join(timeout=5)
-    assert killed, "no Ray Train worker was found to kill"
-    state = json.loads((runs / "killed" / "metrics.json").read_text())
-    assert state["epoch"] == 4 and len(state["history"]) == 4
-    assert len(state["starts"]) == 2 and state["starts"][0] == 0 and state["starts"][1] >= 1, \
-        f"restarted once, from a checkpoint, not from scratch: {state['starts']}"
