@@ -1,6 +1,5 @@
 """The settings preview: a sample colorized with every combination of the knobs through the job's stages, on a
 contact sheet that renders in a real headless browser (Debian's chromium) with no console errors."""
-import shutil
 from pathlib import Path
 
 import cv2
@@ -10,9 +9,9 @@ import pytest
 from colorize_core import manifest, preview
 from colorize_core.storage import Location
 from jobs import preview as preview_job
+from tests.browser import CHROMIUM, open_page
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def test_the_sample_is_the_same_for_the_same_seed():
@@ -43,12 +42,7 @@ def test_preview_contact_sheet_renders_with_every_setting(tmp_path):
 
     errors = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        page = open_page(p, errors)
         page.goto((out / "contact_sheet.html").as_uri())
         page.wait_for_load_state("load")
         headings = page.eval_on_selector_all("#sheet thead th", "ths => ths.map(t => t.innerText)")
@@ -58,5 +52,5 @@ def test_preview_contact_sheet_renders_with_every_setting(tmp_path):
         assert len(sizes) == len(keys) * (1 + len(settings)) and all(done and width > 0 for done, width in sizes)
         captions = page.eval_on_selector_all("#sheet .caption", "ds => ds.map(d => d.innerText)")
         assert sum("confidence none (regression head)" in c for c in captions) == len(keys) * len(settings)
-        browser.close()
+        page.context.browser.close()
     assert errors == []

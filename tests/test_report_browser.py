@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from tests.browser import CHROMIUM, open_page
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
@@ -15,12 +15,7 @@ def test_report_renders_in_chromium_without_errors(request, head, tmp_path):
     out, summary = request.getfixturevalue("evaluated" if head == "regression" else "evaluated_classification")
     errors = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        page = open_page(p, errors)
         page.goto((out / "report.html").as_uri())
         page.wait_for_load_state("load")
         rows = page.locator("#images tbody tr")
@@ -45,5 +40,5 @@ def test_report_renders_in_chromium_without_errors(request, head, tmp_path):
             assert dots.count() == 0, "a regression model has no confidence to plot"
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         shutil.copy(tmp_path / "report.png", Path(out) / "report-screenshot.png")
-        browser.close()
+        page.context.browser.close()
     assert errors == []
