@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,32 +69,44 @@ def log_folder() -> str:
     return node.get_logs_dir_path() if node is not None else tempfile.gettempdir()
 
 
+_redirect_lock = threading.Lock()
+_redirects = {"depth": 0}  # jobs in this process inside native_stderr_to_log (two may run at once in threads)
+
+
 @contextmanager
 def native_stderr_to_log(verbose: bool = False) -> Iterator[None]:
     """While the job runs, what native code in this process writes to stderr goes to a file in Ray's log folder.
 
     Ray's C++ core worker in the driver writes some of its ERROR lines to stderr as well as to its log, among
     them one every run: actors with constructor arguments in the object store (Ray Data's, by design). Python's
-    own stderr, and so every Python error and warning, still reaches the terminal. Unless `verbose`."""
+    own stderr, and so every Python error and warning, still reaches the terminal. Unless `verbose`. Jobs run
+    at once in one process share one redirection, undone when the last ends."""
     if verbose:
         yield
         return
-    path = os.path.join(log_folder(), f"colorize-driver-stderr-{os.getpid()}.log")
-    sys.stderr.flush()
-    terminal = os.dup(2)
-    python_stderr = sys.stderr
-    sys.stderr = os.fdopen(os.dup(terminal), "w", buffering=1)
-    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(log, 2)
-    os.close(log)
+    with _redirect_lock:
+        if _redirects["depth"] == 0:
+            sys.stderr.flush()
+            terminal = os.dup(2)
+            _redirects["python_stderr"], _redirects["terminal"] = sys.stderr, terminal
+            # Not closed afterwards: a logging handler made meanwhile may hold it; it writes to the terminal.
+            sys.stderr = os.fdopen(os.dup(terminal), "w", buffering=1)
+            log = os.open(os.path.join(log_folder(), f"colorize-driver-stderr-{os.getpid()}.log"),
+                          os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(log, 2)
+            os.close(log)
+        _redirects["depth"] += 1
     try:
         yield
     finally:
-        sys.stderr.flush()
-        sys.stderr.close()
-        sys.stderr = python_stderr
-        os.dup2(terminal, 2)
-        os.close(terminal)
+        with _redirect_lock:
+            _redirects["depth"] -= 1
+            if _redirects["depth"] == 0:
+                sys.stderr.flush()
+                sys.stderr = _redirects.pop("python_stderr")
+                terminal = _redirects.pop("terminal")
+                os.dup2(terminal, 2)
+                os.close(terminal)
 
 
 @dataclass(frozen=True)
