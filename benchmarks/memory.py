@@ -69,9 +69,11 @@ def tree_pss_bytes(root: int) -> dict[str, int]:
     return by_name
 
 
-def run(inputs: Path, output: Path, model: Path, extra: list[str], stop_after_first_s: float | None) -> dict:
+def run(inputs: Path, output: Path, model: Path, extra: list[str], stop_after_first_s: float | None,
+        cwd: Path | None = None) -> dict:
+    """The job (of the checkout `cwd`, default this one) on `inputs`, its process tree's memory sampled."""
     job = subprocess.Popen([sys.executable, "-m", "jobs.colorize", "--input", str(inputs), "--output", str(output),
-                            "--model", str(model), "--batch-size", "16", *extra], cwd=ROOT, start_new_session=True,
+                            "--model", str(model), "--batch-size", "16", *extra], cwd=cwd or ROOT, start_new_session=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     start, peak, first, at_peak, quarters = time.perf_counter(), 0, None, {}, []
     while job.poll() is None:

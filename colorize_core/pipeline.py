@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from colorize_core import crashes, manifest
+from colorize_core import crashes, manifest, stages
 from colorize_core.progress import Progress
 from colorize_core.runtime import Resources
 from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode
@@ -80,15 +80,26 @@ def keys_dataset(keys: list[str], per_block: int, skip: np.ndarray | None = None
     return ray.data.from_arrow(blocks)
 
 
+def task_memory(settings: JobSettings, resources: Resources) -> int:
+    """What each decode and encode task asks Ray for (stages.task_memory), so that the scheduler places no more of
+    them on a node than it holds; capped so that the largest node can still run one beside a model actor (a
+    request no node can meet would wait for ever)."""
+    import ray
+
+    largest = max((node["Resources"].get("memory", 0) for node in ray.nodes() if node["Alive"]), default=0)
+    return int(min(stages.task_memory(settings, resources.batch_size), max(largest - ACTOR_MEMORY, 2**28)))
+
+
 def colorize_dataset(keys: list[str], settings: JobSettings, resources: Resources, done: DoneKeys | None = None):
     """The job's chain of stages over `keys` (those in `done` marked to skip); lazy: nothing runs until the
     manifest is written."""
     import ray
 
+    memory = task_memory(settings, resources)
     dataset = (
         keys_dataset(keys, resources.batch_size, None if done is None else done.contains(keys))
         .map_batches(read_and_decode, fn_kwargs={"settings": settings}, batch_size=resources.batch_size,
-                     batch_format="numpy")
+                     batch_format="numpy", memory=memory)
         .map_batches(Predictor, fn_constructor_kwargs={"settings": settings}, batch_size=resources.batch_size,
                      batch_format="numpy", num_cpus=resources.cpus_per_actor, num_gpus=resources.gpus_per_actor,
                      compute=ray.data.ActorPoolStrategy(min_size=1, max_size=resources.actors),
@@ -96,7 +107,7 @@ def colorize_dataset(keys: list[str], settings: JobSettings, resources: Resource
                      # differ from the decode tasks', Ray Data also keeps decoding out of the actor.
                      memory=ACTOR_MEMORY)
         .map_batches(encode_and_write, fn_kwargs={"settings": settings}, batch_size=resources.batch_size,
-                     batch_format="numpy")
+                     batch_format="numpy", memory=memory)
     )
     # The object-store cap, on this dataset's own copy of the DataContext (not the process-wide one).
     options = dataset.context.execution_options

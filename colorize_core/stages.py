@@ -17,6 +17,12 @@ from colorize_core.manifest import ERROR, OK, SKIPPED, TODO
 from colorize_core.storage import Location
 
 ALREADY_COLOUR = "already in colour"  # a skipped row's reason, with --skip-colour
+# An input up to this many pixels has its full-resolution L (8 MB as uint16), alpha and metadata carried from
+# the decode stage through the model stage to the encode stage. A larger one (a scan) carries only its model
+# input, and the encode stage reads and decodes it again: so no block, no model batch of 128 and no task holds
+# more than one large scan at once, whatever the mix of sizes (issue 17; benchmarks/RESULTS.md).
+CARRY_PIXELS = 4_000_000
+BYTES_PER_PIXEL = 24  # a decode or encode task's peak per pixel of the one image it works on (16-bit)
 EMPTY_L = np.zeros((0, 0), np.float32)
 EMPTY_AB = np.zeros((0, 0, 2), np.float32)
 SOFTWARE = "colorize"
@@ -68,6 +74,38 @@ def unsafe_key_reason(key: str) -> str | None:
     return None
 
 
+def task_memory(settings: JobSettings, batch_size: int) -> int:
+    """Bytes a decode or encode task may hold, what it asks Ray for: the largest image the run takes
+    (--max-pixels) being worked on, and a batch of carried small ones."""
+    return BYTES_PER_PIXEL * settings.max_pixels + batch_size * CARRY_PIXELS * 2
+
+
+@dataclass(frozen=True)
+class Opened:
+    """An original decoded, read through its ICC profile, and its L: what the decode stage makes of the file's
+    bytes, and the encode stage again for a large one."""
+
+    L: np.ndarray  # float32 (H, W), lab.lightness
+    chroma: float  # its colour beyond a single tone (lab.lightness)
+    fmt: str
+    depth: int  # 8 or 16
+    alpha: np.ndarray  # EMPTY_L if none
+    exv: bytes  # EXIF, IPTC and XMP (metadata.Header.exv)
+    icc: bytes  # the output's profile: sRGB where the input's profile was applied, else b""
+    profile: str  # what was done with the input's profile (the manifest's input_profile)
+
+
+def open_original(data: bytes, max_pixels: int) -> Opened:
+    """An original's bytes -> Opened; codec.ImageError if it cannot be read."""
+    image, fmt, alpha, header = codec.decode_original(data, max_pixels)
+    image, profile = colour_profile.to_srgb(image, header.icc)  # its profile honoured: now sRGB
+    L, chroma = lab.lightness(image)  # colour beyond a single tone: ~0 for grey and toned prints
+    # The output is sRGB; it says so where its input carried a profile (one that was applied).
+    icc = colour_profile.srgb() if profile.endswith("converted to sRGB") else b""
+    return Opened(L, chroma, fmt, 8 * image.dtype.itemsize, EMPTY_L if alpha is None else alpha, header.exv, icc,
+                  profile)
+
+
 def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict[str, np.ndarray]:
     """CPU stage: key -> original bytes -> decoded image -> full-resolution L (uint16, lab.L_to_fixed) and the
     model input (settings.model_size square).
@@ -96,19 +134,17 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
                 data = settings.input.read(key)
                 size = len(data)
                 with journal.handling("decode", [key]):  # a native crash in here is this key's (crashes.py)
-                    image, fmt, alpha, header = codec.decode_original(data, settings.max_pixels)
-                    image, profile = colour_profile.to_srgb(image, header.icc)  # its profile honoured: now sRGB
-                    L, chroma = lab.lightness(image)  # colour beyond a single tone: ~0 for grey and toned prints
-                # The output is sRGB; it says so where its input carried a profile (one that was applied).
-                icc = colour_profile.srgb() if profile.endswith("converted to sRGB") else b""
-                alpha, exv = EMPTY_L if alpha is None else alpha, header.exv
-                height, width = image.shape[:2]
-                depth = 8 * image.dtype.itemsize
+                    opened = open_original(data, settings.max_pixels)
+                L, chroma, fmt, depth, alpha, exv, icc, profile = (opened.L, opened.chroma, opened.fmt, opened.depth,
+                                                                   opened.alpha, opened.exv, opened.icc, opened.profile)
+                height, width = L.shape
                 if settings.skip_colour is not None and chroma > settings.skip_colour:
                     status, error, L, alpha, exv, icc = SKIPPED, ALREADY_COLOUR, EMPTY_L, EMPTY_L, b"", b""
         except (codec.ImageError, OSError) as e:
             status, error = ERROR, f"{type(e).__name__}: {e}"
         inputs.append(lab.model_input(L, settings.model_size) if status == TODO else EMPTY_L)
+        if L.size > CARRY_PIXELS:  # a scan: the encode stage opens it again (CARRY_PIXELS)
+            L, alpha, exv, icc = EMPTY_L, EMPTY_L, b"", b""
         # L travels on to recombine as uint16 fixed point: half the object-store bytes of float32. Every row's
         # L, empty ones too, is uint16: Ray gives a column of arrays one dtype, and mixed ones would be cast.
         Ls.append(lab.L_to_fixed(L)), alphas.append(alpha), exvs.append(exv), iccs.append(icc)
@@ -186,13 +222,18 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
         try:
             start = time.perf_counter()
             with journal.handling("encode", [batch["key"][i]]):  # a native crash in here is this key's
+                L, alpha, exv, icc = batch["L"][i], batch["alpha"][i], batch["exv"][i], batch["icc"][i]
+                if not L.size:  # a scan, not carried (CARRY_PIXELS): opened again, the same way
+                    opened = open_original(settings.input.read(batch["key"][i]), settings.max_pixels)
+                    L, alpha, exv, icc = lab.L_to_fixed(opened.L), opened.alpha, opened.exv, opened.icc
+                    del opened
                 dtype = np.uint16 if batch["bit_depth"][i] == 16 else np.uint8
-                image = lab.recombine(batch["L"][i], batch["ab"][i], dtype, batch["chroma_gain"][i])
-                alpha = batch["alpha"][i] if batch["alpha"][i].size else None
-                data = codec.encode(image, batch["format"][i], settings.jpeg_quality, alpha)
+                image = lab.recombine(L, batch["ab"][i], dtype, batch["chroma_gain"][i])
+                del L
+                data = codec.encode(image, batch["format"][i], settings.jpeg_quality, alpha if alpha.size else None)
+                del image
                 try:
-                    data, carried[i] = metadata.carry(data, batch["format"][i], batch["exv"][i], batch["icc"][i],
-                                                      record)
+                    data, carried[i] = metadata.carry(data, batch["format"][i], exv, icc, record)
                 except metadata.exiv2.Exiv2Error as e:  # the colour is still worth having: say what did not come
                     carried[i] = f"not carried: {e.args[-1] if e.args else e}"
             encode_s[i] = time.perf_counter() - start
