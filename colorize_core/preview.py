@@ -80,11 +80,19 @@ def _caption(setting: Setting, row: dict) -> list[str]:
     return [setting.label(), "confidence " + (f"{confidence:.2f}" if np.isfinite(confidence) else "none (regression head)")]
 
 
+PICTURE_HEIGHT = 2 * CELL_H  # pictures are shrunk to this as they are read: a sample of scans is never held whole
+
+
 def _picture(location: Location, key: str) -> np.ndarray | None:
+    """The image at `key`, at most PICTURE_HEIGHT high (enough for both sheets), or None if it cannot be read."""
     try:
-        return codec.decode(location.read(key))[0]
+        image = codec.decode(location.read(key))[0]
     except (codec.ImageError, OSError):
         return None
+    if image.shape[0] <= PICTURE_HEIGHT:
+        return image
+    width = max(1, round(image.shape[1] * PICTURE_HEIGHT / image.shape[0]))
+    return cv2.resize(image, (width, PICTURE_HEIGHT), interpolation=cv2.INTER_AREA)
 
 
 STYLE = """body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse}

@@ -158,8 +158,8 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
 
 
 class Predictor:
-    """Actor stage: batched predict of ab (and a confidence) from the model-size L (224x224 by default). One instance per actor holds
-    the model, built with the run's temperature."""
+    """Actor stage: batched predict of ab (and a confidence) from the model-size L (224x224 by default). One
+    instance per actor holds the model, built with the run's temperature."""
 
     def __init__(self, settings: JobSettings):
         from colorize_core.model import Colorizer  # TensorFlow only in the actors
