@@ -44,12 +44,21 @@ def decode(data: bytes) -> tuple[np.ndarray, str]:
     fmt = sniff_format(data)
     # IMREAD_COLOR turns grey into 3 equal channels; IMREAD_ANYDEPTH keeps 16 bits; OpenCV applies the
     # EXIF orientation unless told to ignore it.
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    image = _imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH, fmt)
     if image is None:
         raise ImageError(f"corrupt or truncated {fmt} file (OpenCV could not decode it)")
     if image.dtype not in (np.uint8, np.uint16):
         raise ImageError(f"unsupported sample type {image.dtype} (8- and 16-bit images only)")
     return image, fmt
+
+
+def _imdecode(data: bytes, flags: int, fmt: str) -> np.ndarray | None:
+    """cv2.imdecode, with OpenCV's own errors (a canvas its decoder refuses, an allocation it cannot make) as
+    ImageError."""
+    try:
+        return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error as e:
+        raise ImageError(f"corrupt {fmt} file (OpenCV: {' '.join(str(e).split())[-200:]})") from None
 
 
 class Original(NamedTuple):
@@ -92,7 +101,7 @@ def decode_original(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Origin
         raise ImageError("TIFF with extra channels (alpha): OpenCV reads its colour premultiplied or not depending on "
                          "the bit depth, so it is not colorized; save it as PNG")
     if _may_have_alpha(data, fmt):  # decoded as stored, with its alpha; OpenCV then leaves the orientation to us
-        stored = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        stored = _imdecode(data, cv2.IMREAD_UNCHANGED, fmt)
         if stored is not None and stored.ndim == 3 and stored.shape[2] in (3, 4) and stored.dtype in (np.uint8, np.uint16):
             upright = _UPRIGHT.get(header.orientation, lambda a: a)
             alpha = upright(np.ascontiguousarray(stored[..., 3])) if stored.shape[2] == 4 else None

@@ -16,6 +16,8 @@ _STORAGE_TAGS = {"ImageWidth", "ImageLength", "BitsPerSample", "Compression", "P
                  "Predictor", "SampleFormat", "TileWidth", "TileLength", "TileOffsets", "TileByteCounts",
                  "ExtraSamples", "XMLPacket", "IPTCNAA", "InterColorProfile", "NewSubfileType", "SubIFDs"}
 _WRITABLE = ("jpeg", "png", "tiff", "webp")  # formats exiv2 writes; BMP holds no metadata
+_NUMBER_TYPES = (exiv2.TypeId.unsignedByte, exiv2.TypeId.unsignedShort, exiv2.TypeId.unsignedLong,
+                 exiv2.TypeId.signedShort, exiv2.TypeId.signedLong)  # an Orientation's value, as EXIF allows it
 
 
 class HeaderError(ValueError):
@@ -59,6 +61,13 @@ def read_header(data: bytes) -> Header:
         image = _open(data)
     except exiv2.Exiv2Error as e:
         raise HeaderError(str(e.args[-1]) if e.args else str(e)) from None
+    except (OverflowError, ValueError, RuntimeError) as e:  # exiv2's bindings on sizes that do not add up
+        raise HeaderError(f"{type(e).__name__}: {e}") from None
+    # The size first, before anything is erased: for a TIFF, exiv2 reads it from the ImageWidth and ImageLength
+    # tags that the loop below erases (the output's own are written by the encoder).
+    width, height = image.pixelWidth(), image.pixelHeight()
+    if image.mimeType() == "image/x-ms-bmp" and height >= 2**31:  # a top-down BMP: its height is stored negative
+        height = 2**32 - height
     exif = image.exifData()
     # A TIFF's later images (exiv2's groups Thumbnail, Image2, ...) are pages, unless marked reduced-resolution
     # copies (NewSubfileType bit 0). In a JPEG the Thumbnail group is the EXIF thumbnail.
@@ -69,7 +78,9 @@ def read_header(data: bytes) -> Header:
     more_pages = image.mimeType() == "image/tiff" and bool(later - reduced)
     extra_samples = exif.findKey(exiv2.ExifKey("Exif.Image.ExtraSamples")) != exif.end()
     orientation = exif.findKey(exiv2.ExifKey("Exif.Image.Orientation"))
-    orientation = int(orientation.toInt64()) if orientation != exif.end() else 1
+    # A tag with no value (count 0) or of a type that holds no number reads as upright.
+    orientation = int(orientation.toInt64()) if orientation != exif.end() and orientation.count() > 0 \
+        and orientation.typeId() in _NUMBER_TYPES else 1
     for key in [d.key() for d in exif if _not_carried(d)]:
         exif.erase(exif.findKey(exiv2.ExifKey(key)))
     exv = b""
@@ -81,7 +92,7 @@ def read_header(data: bytes) -> Header:
         container.writeMetadata()
         exv = _bytes(container)
     icc = bytes(image.iccProfile().data()) if image.iccProfileDefined() else b""
-    return Header(image.pixelWidth(), image.pixelHeight(), more_pages, extra_samples, orientation if 1 <= orientation <= 8 else 1,
+    return Header(width, height, more_pages, extra_samples, orientation if 1 <= orientation <= 8 else 1,
                   exv, icc)
 
 
@@ -109,6 +120,8 @@ def carry(output: bytes, fmt: str, exv: bytes, icc: bytes, record: dict[str, str
         image.setIccProfile(exiv2.DataBuf(icc))
         kinds.append("icc (sRGB)")
     exif, xmp = image.exifData(), image.xmpData()
+    while (found := exif.findKey(exiv2.ExifKey("Exif.Image.Orientation"))) != exif.end():
+        exif.erase(found)  # the original's, whatever its type and count: the output's is written afresh
     exif["Exif.Image.Orientation"] = 1
     exif["Exif.Image.ImageHistory"] = (f"Colorized by {record['software']} with model {record['model']} "
                                        f"(sha256 {record['model_sha256']}) at {record['when']}")
