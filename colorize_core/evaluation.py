@@ -121,7 +121,7 @@ def evaluate(source: Location, keys: list[str], out: Path, model_uri: str, model
                            model_uri, model.sha256, run_id, overwrite=True, precision=precision,
                            temperature=temperature, chroma_gain=chroma_gain, model_endpoint=model_endpoint,
                            model_size=model_size)
-    folder, _ = pipeline.run([[grey_key(k) for k in keys]], settings, resources, progress)
+    folder = pipeline.run([[grey_key(k) for k in keys]], settings, resources, progress).folder
     colorized = manifest.read(settings.output, folder)
     if not np.all(colorized["status"] == manifest.OK):
         raise SystemExit(f"the colorize stages failed on some grey versions: see {folder}")

@@ -8,6 +8,8 @@ A run's folder is complete once it holds _COMPLETE.json, written last (after eve
 stopped or killed part-way leaves Parquet files but no marker, and read_all skips it and says so.
 """
 import json
+import os
+import tempfile
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -19,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from colorize_core.storage import Location
+from colorize_core.storage import Location, retrying
 
 FOLDER = "_manifest"
 ROWS_PER_FILE = 1000
@@ -79,32 +81,58 @@ def folder_of(output: Location, run_id: str) -> str:
     return output.path(f"{FOLDER}/run={run_id}")
 
 
-def write(dataset, output: Location, run_id: str, on_rows: Callable[[pa.Table], None] | None = None) -> str:
-    """Run a lazy Ray dataset of manifest rows, streaming them to Parquet under the output; returns the folder.
+def noted_rows(keys: list[str], statuses: list[str], reasons: list[str], **same: str) -> pa.Table:
+    """Manifest rows for inputs decided without being read (what the listing passed over: storage.iter_keys):
+    their key, status and reason, `same` (model, model_sha256, run_id) on every row, the rest empty."""
+    empty = {pa.string(): "", pa.int64(): 0, pa.float64(): np.nan}
+    now = np.datetime64("now", "ms")
+    columns = {"key": keys, "status": statuses, "error": reasons, **{k: [v] * len(keys) for k, v in same.items()}}
+    return pa.table([pa.array(columns.get(f.name, [now if f.type == pa.timestamp("ms") else empty[f.type]] * len(keys)),
+                              type=f.type) for f in SCHEMA], schema=SCHEMA)
+
+
+class ManifestWriter:
+    """Writes a run's finished rows as Parquet files of at least ROWS_PER_FILE rows under its manifest folder:
+    on S3 a file is a PUT, and a resumed run with nothing to do should cost about a request per thousand keys.
+
+    A file that cannot be written, after the driver's retries, raises StorageGone; save_locally() then keeps the
+    rows not yet written in a local Parquet file, so that nothing the run learnt is lost."""
+
+    def __init__(self, output: Location, run_id: str):
+        self.output, self.run_id, self.pending, self.saved = output, run_id, [], ""
+
+    def add(self, rows: pa.Table) -> None:
+        self.pending.append(rows)
+        if sum(t.num_rows for t in self.pending) >= ROWS_PER_FILE:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        buffer = pa.BufferOutputStream()
+        pq.write_table(pa.concat_tables(self.pending), buffer)
+        data = buffer.getvalue().to_pybytes()
+        name = f"{FOLDER}/run={self.run_id}/{uuid.uuid4().hex}.parquet"
+        retrying(lambda: self.output.write_atomic(name, data))
+        self.pending.clear()
+
+    def save_locally(self) -> str:
+        """The rows not yet written, into a local Parquet file (for when the storage is gone); its path."""
+        self.saved = os.path.join(tempfile.gettempdir(), f"colorize-manifest-run={self.run_id}-unwritten.parquet")
+        pq.write_table(pa.concat_tables([SCHEMA.empty_table(), *self.pending]), self.saved)
+        return self.saved
+
+
+def write(dataset, writer: ManifestWriter, on_rows: Callable[[pa.Table], None] | None = None) -> None:
+    """Run a lazy Ray dataset of manifest rows, streaming them to `writer`.
 
     The rows come back to the driver (a few hundred bytes each, the images stay behind) and `on_rows` sees each
     batch of them as it arrives: that is how the job shows its progress."""
-    folder = folder_of(output, run_id)
-    pending: list[pa.Table] = []
-
-    def write_file() -> None:
-        buffer = pa.BufferOutputStream()
-        pq.write_table(pa.concat_tables(pending), buffer)
-        output.write_atomic(f"{FOLDER}/run={run_id}/{uuid.uuid4().hex}.parquet", buffer.getvalue().to_pybytes())
-        pending.clear()
-
-    # Files of at least ROWS_PER_FILE rows: on S3 a file is a PUT, and a resumed run with nothing to do should
-    # cost about a request per thousand keys, not one per batch.
     for rows in dataset.map_batches(to_table, batch_format="numpy").iter_batches(batch_format="pyarrow",
                                                                                   batch_size=None):
-        pending.append(rows)
+        writer.add(rows)
         if on_rows is not None:
             on_rows(rows)
-        if sum(t.num_rows for t in pending) >= ROWS_PER_FILE:
-            write_file()
-    if pending:
-        write_file()
-    return folder
 
 
 def read(output: Location, folder: str) -> dict[str, np.ndarray]:

@@ -29,12 +29,22 @@ def file_sha256(path: str | Path) -> str:
 def check_model_file(data: bytes) -> None:
     """Refuse, before any work, a model file that loading could run code from: anything but a Keras 3 `.keras`
     archive (pickles, HDF5, SavedModel), or one holding a Lambda layer. (The actors load in safe mode as well.)"""
+    refused = ("not a Keras 3 .keras file (a zip holding config.json): pickled, HDF5 and SavedModel models are "
+               "refused, since loading them can run arbitrary code")
+    if not data.startswith(b"PK\x03\x04"):
+        raise ValueError(refused)
     try:
-        config = zipfile.ZipFile(io.BytesIO(data)).read("config.json").decode("utf-8")
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        damaged = archive.testzip()  # every member against its CRC: corrupt weights show here
+    except (zipfile.BadZipFile, EOFError, OSError):
+        raise ValueError("a truncated or corrupt .keras file (its zip cannot be read): copy it again") from None
+    if damaged:
+        raise ValueError(f"a corrupt .keras file ({damaged} fails its checksum): copy it again")
+    try:
+        config = archive.read("config.json").decode("utf-8")
         json.loads(config)
-    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, ValueError):
-        raise ValueError("not a Keras 3 .keras file (a zip holding config.json): pickled, HDF5 and SavedModel "
-                         "models are refused, since loading them can run arbitrary code") from None
+    except (KeyError, UnicodeDecodeError, ValueError):
+        raise ValueError(refused) from None
     if '"class_name": "Lambda"' in config or '"__lambda__"' in config:
         raise ValueError("the model holds a Lambda layer (arbitrary Python code): refused; rebuild it without one")
 
@@ -62,6 +72,19 @@ def _layer_configs(node):
             yield from _layer_configs(value)
 
 
+def not_a_colorizer(config: dict, layers: list[dict], classification: bool) -> str | None:
+    """Why a model's config.json does not describe a colorizer (one input of L, ab out), or None: from its
+    layers' shapes, before any actor loads it."""
+    outermost = config.get("config", {}).get("layers", [])
+    inputs = [l["config"].get("batch_shape") for l in outermost if l.get("class_name") == "InputLayer"]
+    if len(inputs) != 1 or not inputs[0] or len(inputs[0]) != 4 or inputs[0][-1] != 1:
+        return f"its input is {inputs}, not one image of lightness (batch, height, width, 1)"
+    ab = [l["config"] for l in layers if l["config"].get("name") == "ab"]
+    if not classification and (len(ab) != 1 or ab[0].get("filters") != 2):
+        return "it has no output layer 'ab' of 2 channels (a and b)"
+    return None
+
+
 def inspect_model_file(uri: str, endpoint: str | None = None) -> ModelFile:
     """The model file's sha256, head and defaults, after check_model_file (SystemExit, saying what to do, if it
     is missing or refused). Read once by the driver; every actor checks its copy against the hash."""
@@ -80,6 +103,8 @@ def inspect_model_file(uri: str, endpoint: str | None = None) -> ModelFile:
     config = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("config.json"))
     layers = list(_layer_configs(config))
     annealed = [l["config"] for l in layers if l["class_name"] == "AnnealedMean"]
+    if reason := not_a_colorizer(config, layers, bool(annealed)):
+        raise SystemExit(f"model {uri}: not a colorizer: {reason}")
     outermost = config.get("config", {}).get("layers", [])
     gain = [l["config"]["scale"] for l in outermost[-1:] if l.get("config", {}).get("name") == "chroma_gain"]
     return ModelFile(hashlib.sha256(data).hexdigest(), "classification" if annealed else "regression",

@@ -7,15 +7,17 @@ manifest. What is done already comes from one listing of the output, held as 16-
 import hashlib
 import math
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
 from colorize_core import crashes, manifest, stages
 from colorize_core.progress import Progress
+from colorize_core.run_lock import RunLock
 from colorize_core.runtime import Resources
 from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode
-from colorize_core.storage import CHUNK, Location, retrying
+from colorize_core.storage import CHUNK, Location, StorageGone, retrying
 
 ACTOR_MEMORY = 2 * 1024**3  # bytes: the colorizer in TensorFlow with a batch in flight
 MAX_KEY_BLOCKS = 1000  # 6,250 blocks for 100,000 keys took the driver 20 s before the first task ran
@@ -46,10 +48,53 @@ class DoneKeys:
 
     def contains(self, keys: list[str]) -> np.ndarray:
         """Whether each key is among them."""
-        if not len(self.sorted):
-            return np.zeros(len(keys), bool)
+        return among(self.sorted, digests(keys))
+
+
+def among(sorted_digests: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Whether each of the digests `wanted` is in the sorted array `sorted_digests`."""
+    if not len(sorted_digests):
+        return np.zeros(len(wanted), bool)
+    return sorted_digests[np.minimum(np.searchsorted(sorted_digests, wanted), len(sorted_digests) - 1)] == wanted
+
+
+class SeenKeys:
+    """The keys of an input list taken so far, as sorted digests: a key the list gives twice is done once."""
+
+    def __init__(self):
+        self.sorted = np.array([], "S16")
+
+    def first_times(self, keys: list[str]) -> list[str]:
+        """`keys` less those seen before (in this call or an earlier one), in their order."""
         wanted = digests(keys)
-        return self.sorted[np.minimum(np.searchsorted(self.sorted, wanted), len(self.sorted) - 1)] == wanted
+        _, first = np.unique(wanted, return_index=True)
+        first = np.sort(first)
+        first = first[~among(self.sorted, wanted[first])]
+        self.sorted = np.sort(np.concatenate([self.sorted, wanted[first]]))
+        return [keys[i] for i in first]
+
+
+class PassedOver(list):
+    """(key, status, reason) for what the listing passed over (storage.iter_keys' `passed_over`): run() gives
+    each a manifest row."""
+
+    def __call__(self, key: str, status: str, reason: str) -> None:
+        self.append((key, status, reason))
+
+
+@dataclass
+class RunSummary:
+    """What run() did: its manifest folder, its rows by status, and the inputs it owed a row."""
+
+    folder: str
+    counts: dict[str, int]
+    owed: int  # keys taken (each once) plus what the listing passed over: as many rows as that
+    repeated: int = 0  # keys an input list gave more than once, done once
+    notes: list[str] = field(default_factory=list)  # e.g. a stale lock taken over
+
+    @property
+    def accounted(self) -> bool:
+        return sum(self.counts.values()) == self.owed
 
 
 def waves(chunks: Iterable[list[str]], first: int, size: int) -> Iterator[list[str]]:
@@ -116,20 +161,57 @@ def colorize_dataset(keys: list[str], settings: JobSettings, resources: Resource
 
 
 def run(chunks: Iterable[list[str]], settings: JobSettings, resources: Resources,
-        progress: Progress | None = None) -> tuple[str, dict[str, int]]:
+        progress: Progress | None = None, passed: PassedOver | None = None, may_repeat: bool = False) -> RunSummary:
     """The chain over the keys `chunks` yields (storage.KeySource.chunks(), or [keys]), a wave at a time, its
-    manifest written under the output and marked complete; returns the manifest's folder and its counts of rows
-    by status. `progress`, if given, counts the keys and the finished rows and shows them."""
-    done = None if settings.overwrite else retrying(lambda: DoneKeys(settings.output))
-    folder = manifest.folder_of(settings.output, settings.run_id)
+    manifest written under the output and marked complete, holding the output's run lock meanwhile (LockHeld if
+    another run holds it). `passed`, filled as the keys are listed, get rows of their own; with `may_repeat` (an
+    input list) a key given twice is done once. `progress`, if given, counts the keys and the finished rows and
+    shows them. StorageGone if the storage goes away for good: the manifest files written so far stay, the run is
+    not marked complete, and the rows not yet written are saved locally (the exception says where)."""
+    lock = RunLock(settings.output, settings.run_id).acquire()
+    writer = manifest.ManifestWriter(settings.output, settings.run_id)
+    summary = RunSummary(manifest.folder_of(settings.output, settings.run_id), {}, 0,
+                         notes=[lock.note] if lock.note else [])
+    same = {"model": settings.model_uri, "model_sha256": settings.model_sha256, "run_id": settings.run_id}
+    seen = SeenKeys() if may_repeat else None
+
+    def on_rows(rows) -> None:
+        if progress is not None:
+            progress.rows(rows)
+        # A storage error in this batch: ask the storage once whether it is still there (StorageGone if not, after
+        # the driver's retries), rather than let every remaining key fail the same way.
+        if any(e.startswith("OSError") for e in rows.column("error").to_pylist()):
+            retrying(settings.output.probe)
+
+    def write_passed() -> None:
+        if passed:
+            rows = manifest.noted_rows(*map(list, zip(*passed)), **same)
+            summary.owed += rows.num_rows
+            passed.clear()
+            writer.add(rows)
+            on_rows(rows)
+
     try:
+        done = None if settings.overwrite else retrying(lambda: DoneKeys(settings.output))
         for wave in waves(chunks if progress is None else progress.keys(chunks), FIRST_WAVE_KEYS, WAVE_KEYS):
-            manifest.write(colorize_dataset(wave, settings, resources, done), settings.output, settings.run_id,
-                           None if progress is None else progress.rows)
+            if seen is not None:
+                taken = seen.first_times(wave)
+                summary.repeated += len(wave) - len(taken)
+                wave = taken
+            summary.owed += len(wave)
+            if wave:
+                manifest.write(colorize_dataset(wave, settings, resources, done), writer, on_rows)
+            write_passed()
+        write_passed()
+        writer.flush()
+        summary.counts = retrying(lambda: manifest.count(settings.output, summary.folder))
+        retrying(lambda: manifest.mark_complete(settings.output, settings.run_id, summary.counts))
+    except StorageGone as e:
+        rows = sum(t.num_rows for t in writer.pending)
+        raise StorageGone(f"{e}; the {rows} manifest rows not yet written are saved in {writer.save_locally()}") from e
     finally:
         crashes.remove_journal(settings.run_id)  # this node's; other nodes' are a few empty files in their /tmp
         if progress is not None:
             progress.close()
-    counts = retrying(lambda: manifest.count(settings.output, folder))
-    retrying(lambda: manifest.mark_complete(settings.output, settings.run_id, counts))
-    return folder, counts
+        lock.release()
+    return summary

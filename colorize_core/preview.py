@@ -65,7 +65,7 @@ def colorize_each(source: Location, keys: list[str], out: Path, model_uri: str, 
         job = JobSettings(source, Location(str(out / "images" / setting.folder())), model_uri, model.sha256, run_id,
                           overwrite=True, precision=precision, temperature=setting.temperature,
                           chroma_gain=setting.chroma_gain, model_endpoint=endpoint, model_size=setting.model_size)
-        folder, _ = pipeline.run([keys], job, resources)
+        folder = pipeline.run([keys], job, resources).folder
         rows = manifest.read(job.output, folder)
         results[setting] = {key: {c: rows[c][row] for c in ("status", "error", "colour_confidence")}
                             for row, key in enumerate(rows["key"])}

@@ -7,16 +7,19 @@ already under --skip-colour) and
 ERROR rows pass through untouched, so every input ends as exactly one manifest row (the columns and statuses
 are declared in manifest.py).
 """
+import os
+import re
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from colorize_core import codec, colour_profile, crashes, lab, metadata
-from colorize_core.manifest import ERROR, OK, SKIPPED, TODO
-from colorize_core.storage import Location
+from colorize_core.manifest import ERROR, FOLDER, OK, SKIPPED, TODO
+from colorize_core.storage import DEFAULT_MAX_BYTES, Location, within
 
 ALREADY_COLOUR = "already in colour"  # a skipped row's reason, with --skip-colour
+LANDS_IN_INPUT = "its output would land inside --input (through a link): refused, so that no original is overwritten"
 # An input up to this many pixels has its full-resolution L (8 MB as uint16), alpha and metadata carried from
 # the decode stage through the model stage to the encode stage. A larger one (a scan) carries only its model
 # input, and the encode stage reads and decodes it again: so no block, no model batch of 128 and no task holds
@@ -26,6 +29,10 @@ BYTES_PER_PIXEL = 24  # a decode or encode task's peak per pixel of the one imag
 EMPTY_L = np.zeros((0, 0), np.float32)
 EMPTY_AB = np.zeros((0, 0, 2), np.float32)
 SOFTWARE = "colorize"
+
+
+class RefusedOutput(ValueError):
+    """An output the job will not write: it would land inside the input."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class JobSettings:
     failpoints: tuple[tuple[str, str], ...] = ()  # for tests: (stage, key) pairs that crash their stage (crashes.py)
     skip_colour: float | None = None  # inputs whose colour measure (lab.lightness) is above this are left alone
     model_size: int = lab.MODEL_SIZE  # the side of the L the network sees (lab.MODEL_SIZES)
+    max_bytes: int = DEFAULT_MAX_BYTES  # larger inputs are refused unread (--max-bytes)
 
 
 def ragged(arrays: list[np.ndarray]) -> np.ndarray:
@@ -66,12 +74,31 @@ def node_id() -> str:
 
 
 def unsafe_key_reason(key: str) -> str | None:
-    """Why `key` may not be written under the output prefix (it would escape it), or None if it is safe."""
+    """Why `key` may not be written under the output prefix (it would escape it, land in the output's own
+    _manifest/ folder, or cannot be named exactly), or None if it is safe."""
+    if re.search(r"\\x[89a-f][0-9a-f]", key):  # storage.printable_key's escapes: the name's bytes are not UTF-8
+        return ("the file name is not UTF-8 (shown with \\x escapes): S3 keys and the manifest hold UTF-8 only, so "
+                "its output could not carry its name; rename it, e.g. convmv -f latin1 -t utf-8")
     if not key or key.startswith("/") or "://" in key or "\\" in key:
         return "absolute path, URI or backslash"
     if any(part in ("", ".", "..") for part in key.split("/")):
         return "empty, '.' or '..' path component"
+    if key.split("/")[0] == FOLDER:
+        return f"{FOLDER}/ is the output's own folder for manifests and the run lock"
     return None
+
+
+def lands_in_input(settings: JobSettings, key: str) -> bool:
+    """Whether writing `key` under a local output would land inside the input tree, through a link: the job
+    checks the folders before it starts (jobs/colorize.py), and each key here, as a link may be anywhere."""
+    if settings.output.is_s3 or settings.input.is_s3:
+        return False
+    return within(os.path.realpath(settings.output.path(key)), settings.input.real_root)
+
+
+def error_text(e: Exception) -> str:
+    """An error row's text: the exception's type and message, on one line, at most 1,000 characters."""
+    return " ".join(f"{type(e).__name__}: {e}".split())[:1000]
 
 
 def task_memory(settings: JobSettings, batch_size: int) -> int:
@@ -126,12 +153,14 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
         try:
             if reason := unsafe_key_reason(key):
                 raise codec.ImageError(f"refused key ({reason}): it would be written outside the output prefix")
+            if lands_in_input(settings, key):  # before "exists": through such a link the original looks done
+                raise RefusedOutput(LANDS_IN_INPUT)
             if not settings.overwrite and (settings.output.exists(key) if skip_key is None else skip_key):
                 status = SKIPPED
             elif key in crashed:
                 status, error = ERROR, crashes.crash_error("decode")
             else:
-                data = settings.input.read(key)
+                data = settings.input.read(key, settings.max_bytes)
                 size = len(data)
                 with journal.handling("decode", [key]):  # a native crash in here is this key's (crashes.py)
                     opened = open_original(data, settings.max_pixels)
@@ -140,9 +169,11 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
                 height, width = L.shape
                 if settings.skip_colour is not None and chroma > settings.skip_colour:
                     status, error, L, alpha, exv, icc = SKIPPED, ALREADY_COLOUR, EMPTY_L, EMPTY_L, b"", b""
-        except (codec.ImageError, OSError) as e:
-            status, error = ERROR, f"{type(e).__name__}: {e}"
-        inputs.append(lab.model_input(L, settings.model_size) if status == TODO else EMPTY_L)
+            model_input = lab.model_input(L, settings.model_size) if status == TODO else EMPTY_L
+        except Exception as e:  # whatever one file does (a library's own error types too), it is that file's row
+            status, error, model_input = ERROR, error_text(e), EMPTY_L
+            L, alpha, exv, icc = EMPTY_L, EMPTY_L, b"", b""
+        inputs.append(model_input)
         if L.size > CARRY_PIXELS:  # a scan: the encode stage opens it again (CARRY_PIXELS)
             L, alpha, exv, icc = EMPTY_L, EMPTY_L, b"", b""
         # L travels on to recombine as uint16 fixed point: half the object-store bytes of float32. Every row's
@@ -223,8 +254,11 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
             start = time.perf_counter()
             with journal.handling("encode", [batch["key"][i]]):  # a native crash in here is this key's
                 L, alpha, exv, icc = batch["L"][i], batch["alpha"][i], batch["exv"][i], batch["icc"][i]
+                if lands_in_input(settings, batch["key"][i]):
+                    raise RefusedOutput(LANDS_IN_INPUT)
                 if not L.size:  # a scan, not carried (CARRY_PIXELS): opened again, the same way
-                    opened = open_original(settings.input.read(batch["key"][i]), settings.max_pixels)
+                    opened = open_original(settings.input.read(batch["key"][i], settings.max_bytes),
+                                           settings.max_pixels)
                     L, alpha, exv, icc = lab.L_to_fixed(opened.L), opened.alpha, opened.exv, opened.icc
                     del opened
                 dtype = np.uint16 if batch["bit_depth"][i] == 16 else np.uint8
@@ -241,8 +275,8 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
             settings.output.write_atomic(batch["key"][i], data)
             write_s[i] = time.perf_counter() - start
             status[i], bytes_out[i] = OK, len(data)
-        except (codec.ImageError, OSError) as e:
-            status[i], error[i] = ERROR, f"{type(e).__name__}: {e}"
+        except Exception as e:  # whatever one image does, it is that image's row; the rest of the batch goes on
+            status[i], error[i] = ERROR, error_text(e)
     manifest = {c: v for c, v in batch.items() if c not in ("L", "ab", "alpha", "exv", "icc")}
     return {
         **manifest,

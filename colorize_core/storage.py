@@ -6,6 +6,7 @@ S3 credentials come from the standard AWS chain (environment, ~/.aws, instance p
 import csv
 import io
 import os
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +24,32 @@ TEMP_PREFIX = ".colorize-"  # write_atomic's temporary files: hidden, so listing
 T = TypeVar("T")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif")
 CHUNK = 10_000  # keys read at a time from a listing or an input list
+DEFAULT_MAX_BYTES = 2 * 1024**3  # a larger input is refused unread (--max-bytes): a 150 MP 16-bit TIFF is 0.9 GB
+WRITE_CHECK = ".colorize-write-check-"  # the tiny object written and removed before any work (check_writable)
+
+
+class RefusedInput(ValueError):
+    """An input the job will not read: not a regular file, a link leading outside the input, or too large."""
+
+
+class StorageGone(OSError):
+    """The storage stopped answering and did not come back within the driver's retries (retrying)."""
+
+
+def within(path: str, root: str) -> bool:
+    """Whether the path `path` is `root` or lies under it (both real paths: links resolved)."""
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def printable_key(name: str) -> str:
+    """A local file name as a key the manifest (UTF-8 Parquet) and S3 can hold: itself, or, for a name whose
+    bytes are not UTF-8 (os.walk hands them over with surrogate escapes, e.g. Latin-1 names from an old volume),
+    its bytes with \\x escapes, which stages.unsafe_key_reason then refuses with the reason."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def retrying(call: Callable[[], T], attempts: int = 7, first_wait_s: float = 0.5) -> T:
@@ -32,9 +59,9 @@ def retrying(call: Callable[[], T], attempts: int = 7, first_wait_s: float = 0.5
     for attempt in range(attempts):
         try:
             return call()
-        except OSError:
+        except OSError as e:
             if attempt == attempts - 1:
-                raise
+                raise StorageGone(f"{type(e).__name__}: {e}") from e
             time.sleep(first_wait_s * 2**attempt)
     raise AssertionError("unreachable")
 
@@ -91,22 +118,64 @@ class Location:
         object.__setattr__(self, "uri", state["uri"])
         object.__setattr__(self, "endpoint", state["endpoint"])
 
-    def iter_keys(self, extensions: tuple[str, ...] | None = IMAGE_EXTENSIONS) -> Iterator[str]:
+    @cached_property
+    def real_root(self) -> str:
+        """A local folder's real path (its links resolved): what "inside the input" is measured against."""
+        return os.path.realpath(self.root)
+
+    def iter_keys(self, extensions: tuple[str, ...] | None = IMAGE_EXTENSIONS,
+                  passed_over: Callable[[str, str, str], None] | None = None) -> Iterator[str]:
         """Every file under this location as a key relative to it, as the listing goes (on S3 a request per 1,000
-        keys; never the whole listing in memory); only `extensions` unless None; hidden files passed over."""
-        if self.is_s3:
-            bucket, _, prefix = self.root.partition("/")
-            prefix = prefix + "/" if prefix else ""
-            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            found = (o["Key"][len(prefix):] for page in pages for o in page.get("Contents", []))
-        else:
-            found = (os.path.relpath(os.path.join(folder, name), self.root).replace(os.sep, "/")
-                     for folder, _, names in os.walk(self.root) for name in names)
+        keys; never the whole listing in memory); only `extensions` unless None.
+
+        Passed over, each told to `passed_over(key, status, reason)` if given (the job gives each a manifest row):
+        hidden images (a name or folder starting with "."; our own temporary files are hidden and get no row),
+        and in a local folder, linked folders that lead outside it (error) or back into a folder already listed
+        (skipped), and folders that cannot be listed (error; key FOLDER/). Linked folders inside it are
+        followed."""
+        tell = passed_over if passed_over is not None else (lambda key, status, reason: None)
+        found = self._iter_s3_keys() if self.is_s3 else self._iter_local_keys(tell)
         for key in found:
+            if extensions is not None and not key.lower().endswith(extensions):
+                continue
             if any(part.startswith(".") for part in key.split("/")):
-                continue  # hidden files and our own temporary files
-            if extensions is None or key.lower().endswith(extensions):
-                yield key
+                if not key.rsplit("/", 1)[-1].startswith(TEMP_PREFIX):  # our own temporary files: no row
+                    tell(key, "skipped", "hidden: its name or a folder's starts with '.' (e.g. macOS's ._ files)")
+                continue
+            yield key
+
+    def _iter_s3_keys(self) -> Iterator[str]:
+        bucket, _, prefix = self.root.partition("/")
+        prefix = prefix + "/" if prefix else ""
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return (o["Key"][len(prefix):] for page in pages for o in page.get("Contents", []))
+
+    def _iter_local_keys(self, tell: Callable[[str, str, str], None]) -> Iterator[str]:
+        seen = {self.real_root}
+
+        def relative(path: str) -> str:
+            return printable_key(os.path.relpath(path, self.root).replace(os.sep, "/"))
+
+        def unlisted(error: OSError) -> None:
+            tell(relative(error.filename) + "/", "error", f"folder cannot be listed ({error.strerror or error}): "
+                 "its images are not accounted for; fix its permissions and run again")
+
+        for folder, subfolders, names in os.walk(self.root, onerror=unlisted, followlinks=True):
+            # Real folders before links, each sorted: a folder reached both ways is listed under its own name.
+            ordered = sorted(subfolders, key=lambda name: (os.path.islink(os.path.join(folder, name)), name))
+            subfolders[:] = []
+            for name in ordered:  # links to folders: followed only inside the input, each folder once
+                path = os.path.join(folder, name)
+                real = os.path.realpath(path)
+                if os.path.islink(path) and not within(real, self.real_root):
+                    tell(relative(path) + "/", "error", f"a linked folder leading outside --input (to {real}): not followed")
+                elif real in seen:
+                    tell(relative(path) + "/", "skipped", "a linked folder listed already by another path: not listed twice")
+                else:
+                    seen.add(real)
+                    subfolders.append(name)
+            for name in names:
+                yield relative(os.path.join(folder, name))
 
     def list_keys(self, extensions: tuple[str, ...] | None = IMAGE_EXTENSIONS) -> list[str]:
         """iter_keys as a sorted list, for a listing that fits in memory (training, evaluation)."""
@@ -124,18 +193,44 @@ class Location:
         return boto3.client("s3", endpoint_url=self.endpoint_url(), region_name=self.region(),
                             config=Config(retries={"max_attempts": 5, "mode": "standard"}))
 
-    def read(self, key: str) -> bytes:
-        """The object's bytes: one GET on S3. OSError if it cannot be read."""
+    def read(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes: one GET on S3 (again if its body is cut off mid-stream). OSError if it cannot be
+        read; RefusedInput, unread, if it is larger than `max_bytes` or, locally, not a regular file or a link
+        leading outside this folder."""
         if self.is_s3:
-            from botocore.exceptions import BotoCoreError, ClientError
-
-            bucket, _, prefix = self.root.partition("/")
-            try:
-                return self.s3.get_object(Bucket=bucket, Key=f"{prefix}/{key}" if prefix else key)["Body"].read()
-            except (BotoCoreError, ClientError) as e:
-                raise OSError(f"cannot read s3://{bucket}/{prefix + '/' if prefix else ''}{key}: {e}") from None
-        with self.fs.open_input_stream(self.path(key)) as f:
+            return self._read_s3(key, max_bytes)
+        path = self.path(key)
+        real = os.path.realpath(path)
+        if not within(real, self.real_root):
+            raise RefusedInput(f"a link leading outside {self.uri} (to {real}): not read")
+        info = os.stat(real)
+        if not stat.S_ISREG(info.st_mode):
+            raise RefusedInput("not a regular file (a FIFO, device, socket or folder): not read")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise RefusedInput(f"{info.st_size:,} bytes is over the limit of {max_bytes:,} (--max-bytes): not read")
+        with open(real, "rb") as f:
             return f.read()
+
+    def _read_s3(self, key: str, max_bytes: int | None, attempts: int = 5) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError, IncompleteReadError, ResponseStreamingError
+
+        bucket, _, prefix = self.root.partition("/")
+        name = f"{prefix}/{key}" if prefix else key
+        for attempt in range(attempts):
+            try:
+                response = self.s3.get_object(Bucket=bucket, Key=name)
+                if max_bytes is not None and response["ContentLength"] > max_bytes:
+                    response["Body"].close()
+                    raise RefusedInput(f"{response['ContentLength']:,} bytes is over the limit of {max_bytes:,} "
+                                       "(--max-bytes): not read")
+                return response["Body"].read()  # botocore checks the length: a body cut short raises
+            except (IncompleteReadError, ResponseStreamingError) as e:  # cut mid-stream: again, as for a 503
+                if attempt == attempts - 1:
+                    raise OSError(f"cannot read s3://{bucket}/{name}: the body was cut off {attempts} times ({e})")
+                time.sleep(0.2 * 2**attempt)
+            except (BotoCoreError, ClientError) as e:
+                raise OSError(f"cannot read s3://{bucket}/{name}: {e}") from None
+        raise AssertionError("unreachable")
 
     def write_atomic(self, key: str, data: bytes) -> None:
         """Write `data` at `key` so that the key never holds a partial file.
@@ -159,6 +254,39 @@ class Location:
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Write `data` at `key` only if nothing is there (False if something is): O_EXCL locally, a conditional
+        PUT (If-None-Match: *) on S3. For the run lock (run_lock.py)."""
+        if self.is_s3:
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            bucket, _, prefix = self.root.partition("/")
+            try:
+                self.s3.put_object(Bucket=bucket, Key=f"{prefix}/{key}" if prefix else key, Body=data, IfNoneMatch="*")
+                return True
+            except ClientError as e:
+                if e.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                    return False
+                raise OSError(f"cannot write s3://{bucket}/{prefix}/{key}: {e}") from None
+            except BotoCoreError as e:
+                raise OSError(f"cannot write s3://{bucket}/{prefix}/{key}: {e}") from None
+        path = self.path(key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return True
+
+    def delete(self, key: str) -> None:
+        """Remove the object at `key`; nothing if it is not there."""
+        try:
+            self.fs.delete_file(self.path(key))
+        except FileNotFoundError:
+            pass
 
     def remove_stale_temp_files(self, older_than_s: float = 3600.0) -> int:
         """Remove the hidden temporary files (write_atomic's) that runs killed mid-write left behind: those
@@ -192,9 +320,49 @@ class Location:
             ) from None
 
 
+    def probe(self) -> None:
+        """One quick request, with no retries of its own: OSError if the storage does not answer now. The driver
+        asks this (through `retrying`, which does the waiting) when a batch's rows show storage errors."""
+        if not self.is_s3:
+            os.stat(os.path.dirname(self.root) or "/")
+            return
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = boto3.client("s3", endpoint_url=self.endpoint_url(), region_name=self.region(),
+                              config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=10))
+        try:
+            client.list_objects_v2(Bucket=self.root.split("/")[0], MaxKeys=1)
+        except (BotoCoreError, ClientError) as e:
+            raise OSError(f"{self.uri} does not answer: {e}") from None
+
+    def check_writable(self, folders: tuple[str, ...] = ("",)) -> None:
+        """Fail now, with a message that says what to do, if a tiny object cannot be written and removed in each
+        of `folders` under this location (read-only keys, a read-only mount, a file where a folder should be)."""
+        for folder in folders:
+            key = f"{folder}/{WRITE_CHECK}{uuid.uuid4().hex}" if folder else f"{WRITE_CHECK}{uuid.uuid4().hex}"
+            try:
+                self.write_atomic(key, b"colorize write check")
+                self.fs.delete_file(self.path(key))
+            except OSError as e:
+                raise SystemExit(f"cannot write under {self.uri}{'/' + folder if folder else ''}: {e}\n"
+                                 "Check that the output is writable (permissions, a read-only mount, a file in the "
+                                 "way of the folder) and, on S3, that the credentials may PUT and DELETE there.") from None
+
+
+def csv_has_header(first_line: bytes) -> bool:
+    """Whether a CSV key list's first line is a header: it is if one of its fields is `key`; otherwise it is the
+    first key (a list written without a header must not lose its first key)."""
+    fields = next(csv.reader([first_line.decode("utf-8", "replace")]), [])
+    return "key" in (f.strip() for f in fields)
+
+
 def iter_key_list(uri: str, endpoint: str | None = None, chunk: int = CHUNK) -> Iterator[list[str]]:
-    """Keys from an input list, `chunk` at a time as the file is read (never all of it in memory): Parquet or
-    CSV (column "key", else the first column) or a text file (a key a line)."""
+    """Keys from an input list, `chunk` at a time as the file is read (never all of it in memory): Parquet
+    (column "key", else the first column), CSV (column "key" where the first line names one, else the first
+    column of every line: csv_has_header) or a text file (a key a line). A key given twice is the list's
+    business: pipeline.run does it once."""
     folder, name = uri.rsplit("/", 1) if "/" in uri else (".", uri)
     location = Location(folder, endpoint)
     with location.fs.open_input_file(location.path(name)) as f:
@@ -204,7 +372,10 @@ def iter_key_list(uri: str, endpoint: str | None = None, chunk: int = CHUNK) -> 
                 names = parquet.schema_arrow.names
                 batches = parquet.iter_batches(batch_size=chunk, columns=["key" if "key" in names else names[0]])
             else:
-                batches = pacsv.open_csv(f, read_options=pacsv.ReadOptions(block_size=1 << 20))
+                header = csv_has_header(f.read(1 << 16).split(b"\n", 1)[0])
+                f.seek(0)
+                batches = pacsv.open_csv(f, read_options=pacsv.ReadOptions(block_size=1 << 20,
+                                                                           autogenerate_column_names=not header))
             for batch in batches:
                 column = batch.column("key") if "key" in batch.schema.names else batch.column(0)
                 keys = [str(k) for k in column.to_pylist() if k]
@@ -212,9 +383,9 @@ def iter_key_list(uri: str, endpoint: str | None = None, chunk: int = CHUNK) -> 
                     yield keys[i:i + chunk]
         else:
             keys = []
-            for line in io.TextIOWrapper(f, encoding="utf-8"):
+            for line in io.TextIOWrapper(f, encoding="utf-8", errors="surrogateescape"):
                 if line.strip():
-                    keys.append(line.strip())
+                    keys.append(printable_key(line.strip()))
                 if len(keys) == chunk:
                     yield keys
                     keys = []
@@ -236,13 +407,14 @@ class KeySource:
     extensions: tuple[str, ...] | None = IMAGE_EXTENSIONS
     input_list: str | None = None
     endpoint: str | None = None  # the S3 endpoint of `input_list`
+    passed_over: Callable[[str, str, str], None] | None = None  # told what the listing passes over (iter_keys)
 
     def chunks(self) -> Iterator[list[str]]:
         """The keys, CHUNK at a time as they are read."""
         if self.input_list:
             yield from iter_key_list(self.input_list, self.endpoint, CHUNK)
             return
-        keys = self.listing.iter_keys(self.extensions)
+        keys = self.listing.iter_keys(self.extensions, self.passed_over)
         while chunk := [key for _, key in zip(range(CHUNK), keys)]:
             yield chunk
 

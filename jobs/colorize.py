@@ -5,6 +5,8 @@
         python -m jobs.colorize --input s3://archive/scans/ --output s3://archive/colour/ --model s3://archive/models/colorizer.keras
 """
 import argparse
+import math
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -13,10 +15,14 @@ from jobs import add_input_flags, add_model_stage_flags, model_and_knobs, settin
 from colorize_core import codec, crashes, manifest, pipeline, runtime
 from colorize_core.progress import Progress
 from colorize_core.stages import JobSettings
-from colorize_core.storage import IMAGE_EXTENSIONS, KeySource, Location, retrying
+from colorize_core.storage import (DEFAULT_MAX_BYTES, IMAGE_EXTENSIONS, KeySource, Location, StorageGone,
+                                   csv_has_header, retrying, within)
 
 SKIP_COLOUR = 3.0  # --skip-colour's value when given alone: benchmarks/colour_originals.py
 SHOWN_FAILURES = 20  # failed inputs listed at the end; the manifest has them all
+# Exit statuses: 0 failures within --max-error-fraction; 1 more failed (or the job was refused before any work);
+# 2 a wrong flag, or the manifest does not account for every input; 3 the storage went away for good mid-run.
+EXIT_TOO_MANY_FAILED, EXIT_USAGE, EXIT_NOT_ACCOUNTED, EXIT_STORAGE_GONE = 1, 2, 2, 3
 
 
 
@@ -34,6 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="file endings taken when listing --input, comma-separated; '*' takes every file")
     p.add_argument("--max-pixels", type=int, default=codec.DEFAULT_MAX_PIXELS,
                    help=f"refuse larger images, from their header, before decoding (default {codec.DEFAULT_MAX_PIXELS:,})")
+    p.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
+                   help=f"refuse larger files without reading them (default {DEFAULT_MAX_BYTES:,})")
     p.add_argument("--skip-colour", type=float, nargs="?", const=SKIP_COLOUR, metavar="THRESHOLD",
                    help="leave alone inputs already in colour: those whose colour beyond a single tone (manifest "
                         f"column input_chroma) is above THRESHOLD become 'skipped' rows; alone, {SKIP_COLOUR}: no "
@@ -50,41 +58,67 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--verbose", action="store_true",
                    help="show Ray's and the workers' logs here too (they are always in Ray's log folder)")
     args = settings_from_environment(p).parse_args(argv)
-    for name in ("batch_size", "actors", "max_pixels", "object_store_mib"):
+    for name in ("batch_size", "actors", "max_pixels", "max_bytes", "object_store_mib"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.skip_colour is not None and args.skip_colour < 0:
-        p.error("--skip-colour must be at least 0")
-    if not 0 <= args.max_error_fraction <= 1:
+    for name in ("cpus_per_actor", "gpus_per_actor"):
+        if getattr(args, name) is not None and not getattr(args, name) >= 0:  # NaN fails too
+            p.error(f"--{name.replace('_', '-')} must be 0 or more")
+    if args.skip_colour is not None and not (math.isfinite(args.skip_colour) and args.skip_colour >= 0):
+        p.error("--skip-colour must be a number, at least 0")
+    if not 0 <= args.max_error_fraction <= 1:  # NaN fails too
         p.error("--max-error-fraction must be between 0 and 1")
+    for flag in ("input", "output", "input_list"):
+        value = getattr(args, flag)
+        if value and value.startswith("s3://") and not value[len("s3://"):].split("/")[0]:
+            p.error(f"--{flag.replace('_', '-')} {value}: no bucket name; write s3://BUCKET/PREFIX")
+    if args.input_list and not args.input_list.startswith("s3://") and not os.path.isfile(args.input_list):
+        p.error(f"--input-list {args.input_list}: no such file")
     return args
 
 
 def check_locations(args: argparse.Namespace) -> tuple[Location, Location]:
-    """Refuse, before any work, what would lose or overwrite something or cannot be reached."""
+    """Refuse, before any work, what would lose or overwrite something or cannot be reached or written."""
     source, target = Location(args.input, args.s3_endpoint), Location(args.output, args.s3_endpoint)
-    a, b = source.root.rstrip("/") + "/", target.root.rstrip("/") + "/"
-    if source.is_s3 == target.is_s3 and (a.startswith(b) or b.startswith(a)):
-        raise SystemExit(f"--output {args.output} must not be --input or inside it (or contain it): "
-                         "the originals would be overwritten or re-read as inputs")
+    if source.is_s3 == target.is_s3:
+        # Real paths, links resolved, both ways: an output reached through a link to the input is the input.
+        a, b = (source.root, target.root) if source.is_s3 else (source.real_root, target.real_root)
+        if within(a, b) or within(b, a):
+            raise SystemExit(f"--output {args.output} must not be --input or inside it, nor contain it (links "
+                             "resolved): the originals would be overwritten or re-read as inputs")
     source.check_access()
     target.check_access()
+    target.check_writable(("", manifest.FOLDER))  # before any work, not after every image is done
     if removed := target.remove_stale_temp_files():
         print(f"removed {removed} temporary files left by runs that were killed mid-write")
     return source, target
 
 
+def describe_input_list(uri: str, endpoint: str | None) -> str:
+    """How a CSV key list is read, said once at the start: with its header, or without one."""
+    folder, name = uri.rsplit("/", 1) if "/" in uri else (".", uri)
+    location = Location(folder, endpoint)
+    with location.fs.open_input_stream(location.path(name)) as f:
+        header = csv_has_header(f.read(1 << 16).split(b"\n", 1)[0])
+    return (f"{uri}: its first line names a 'key' column, read as the header" if header else
+            f"{uri}: no 'key' column in its first line, so it has no header: the first column of every line is a key")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    source, target = check_locations(args)
     model, temperature, chroma_gain = model_and_knobs(args)
+    source, target = check_locations(args)
     extensions = None if args.extensions.strip() == "*" else tuple(
         e.strip().lower() if e.strip().startswith(".") else "." + e.strip().lower() for e in args.extensions.split(","))
     # The keys are read a chunk at a time and run a wave at a time (pipeline.run); here only the first chunk is
     # read, to refuse an empty input before starting anything.
-    keys = KeySource(listing=source, extensions=extensions, input_list=args.input_list, endpoint=args.s3_endpoint)
-    if not next(keys.chunks(), None):
+    passed = pipeline.PassedOver()  # what the listing passes over: each gets a manifest row
+    keys = KeySource(listing=source, extensions=extensions, input_list=args.input_list, endpoint=args.s3_endpoint,
+                     passed_over=passed)
+    if not next(KeySource(source, extensions, args.input_list, args.s3_endpoint).chunks(), None):
         raise SystemExit(f"no images found under {args.input_list or args.input}")
+    if args.input_list and args.input_list.endswith(".csv"):
+        print(describe_input_list(args.input_list, args.s3_endpoint))
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     runtime.start_ray(args.ray_address, args.verbose)
     resources = runtime.default_resources(args.batch_size, args.actors, args.cpus_per_actor, args.gpus_per_actor,
@@ -92,16 +126,28 @@ def main(argv: list[str] | None = None) -> int:
     settings = JobSettings(source, target, args.model, model.sha256, run_id, args.overwrite, args.jpeg_quality,
                            runtime.resolve_precision(args.precision, resources), args.max_pixels,
                            temperature, chroma_gain, args.s3_endpoint, tuple(args.failpoint), args.skip_colour,
-                           args.model_size)
+                           args.model_size, args.max_bytes)
     knobs = f"temperature {temperature}, " if temperature is not None else ""
     print(f"colorize: {args.input_list or args.input} -> {args.output}; model {args.model} "
           f"(sha256 {model.sha256[:12]}, {model.head} head; {knobs}chroma gain {chroma_gain}; size {args.model_size}), "
           f"{settings.precision}; "
           f"{resources}", flush=True)
     start = time.perf_counter()
-    with runtime.native_stderr_to_log(args.verbose):
-        folder, counts = pipeline.run(keys.chunks(), settings, resources, Progress())
+    try:
+        with runtime.native_stderr_to_log(args.verbose):
+            summary = pipeline.run(keys.chunks(), settings, resources, Progress(), passed, bool(args.input_list))
+    except StorageGone as e:
+        print(f"ERROR: the storage went away and did not come back: {e}\nThe outputs written so far are whole; "
+              f"the manifest files written so far are in {manifest.folder_of(target, run_id)}, and the run is not "
+              "marked complete. When the storage is back, run the same command again: it resumes (what was "
+              "written is skipped).", file=sys.stderr)
+        return EXIT_STORAGE_GONE
     seconds = time.perf_counter() - start
+    counts, folder = summary.counts, summary.folder
+    for note in summary.notes:
+        print(note)
+    if summary.repeated:
+        print(f"{summary.repeated} keys were given more than once in {args.input_list}: each was done once")
 
     total = sum(counts.values())
     for key, error in retrying(lambda: manifest.failures(target, folder, SHOWN_FAILURES)):
@@ -111,11 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"done {counts[manifest.OK]}, skipped {counts[manifest.SKIPPED]}, failed {counts[manifest.ERROR]} of "
           f"{total} inputs in {seconds:.1f} s ({counts[manifest.OK] / seconds:.2f} images/s); manifest: {folder}; "
           f"logs: {runtime.log_folder()}")
+    if not summary.accounted:
+        print(f"ERROR: the manifest has {total} rows for {summary.owed} inputs: it does not account for every "
+              "input; run again (what was written is skipped)", file=sys.stderr)
+        return EXIT_NOT_ACCOUNTED
     failed_fraction = counts[manifest.ERROR] / total
     if failed_fraction > args.max_error_fraction:
         print(f"ERROR: {failed_fraction:.1%} of inputs failed, more than --max-error-fraction "
               f"{args.max_error_fraction:.1%}", file=sys.stderr)
-        return 1
+        return EXIT_TOO_MANY_FAILED
     return 0
 
 

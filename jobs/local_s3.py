@@ -43,6 +43,7 @@ class LocalS3:
         self.port = port or free_port()
         self.access_key = access_key or "colorize-" + secrets.token_hex(4)
         self.secret_key = secret_key or secrets.token_hex(16)
+        self.reader_key, self.reader_secret = "reader-" + secrets.token_hex(4), secrets.token_hex(16)  # read-only
         self.process: subprocess.Popen | None = None
         self._sockets_before: set[Path] = set()
 
@@ -55,6 +56,10 @@ class LocalS3:
         return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
                 "AWS_ENDPOINT_URL": self.endpoint, "AWS_REGION": "us-east-1"}
 
+    def read_only_env(self) -> dict[str, str]:
+        """env() with the credentials of an identity that may read and list, but not write."""
+        return {**self.env(), "AWS_ACCESS_KEY_ID": self.reader_key, "AWS_SECRET_ACCESS_KEY": self.reader_secret}
+
     def start(self, timeout: float = 60.0) -> "LocalS3":
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._sockets_before = set(Path("/tmp").glob("seaweedfs-*.sock"))
@@ -63,6 +68,10 @@ class LocalS3:
             "name": "colorize",
             "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }, {
+            "name": "reader",
+            "credentials": [{"accessKey": self.reader_key, "secretKey": self.reader_secret}],
+            "actions": ["Read", "List"],
         }]}))
         logs = self.data_dir / "logs"
         logs.mkdir(exist_ok=True)
@@ -120,13 +129,18 @@ class RequestCounter:
     bills for, as the server saw them. Point a client at `endpoint` (e.g. --s3-endpoint); the signatures still
     hold, since the Host header is passed on as the client signed it.
 
-    Kinds: LIST (a GET of a bucket with a listing query), GET (an object), HEAD, PUT, POST, DELETE."""
+    Kinds: LIST (a GET of a bucket with a listing query), GET (an object), HEAD, PUT, POST, DELETE.
 
-    def __init__(self, upstream: str):
+    For tests of faults, `cut_fraction` of the GETs whose path contains `cut_path` have their body cut off half
+    way (the full length announced, half sent, the connection closed), counted as CUT."""
+
+    def __init__(self, upstream: str, cut_fraction: float = 0.0, cut_path: str = "", seed: int = 0):
         import collections
+        import random
         import threading
         from urllib.parse import urlparse
 
+        self.cut_fraction, self.cut_path, self.random = cut_fraction, cut_path, random.Random(seed)
         self.upstream = urlparse(upstream)
         self.counts: collections.Counter = collections.Counter()
         self.lock = threading.Lock()
@@ -179,7 +193,15 @@ class RequestCounter:
                 self.send_header("Content-Length", str(len(data) if self.command != "HEAD" else
                                                        response.getheader("Content-Length") or 0))
                 self.end_headers()
-                if self.command != "HEAD":
+                with counter.lock:
+                    cut = (self.command == "GET" and not listing and counter.cut_path in self.path
+                           and response.status == 200 and counter.random.random() < counter.cut_fraction)
+                    counter.counts["CUT"] += cut
+                if cut:  # half the body, then the connection closed under the client
+                    self.wfile.write(data[:len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                elif self.command != "HEAD":
                     self.wfile.write(data)
                 upstream.close()
 

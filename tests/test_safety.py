@@ -1,19 +1,16 @@
-"""Never write outside the output prefix, never run a model file's code, never show a credential, and two
-runs into one output at once leave it whole."""
+"""Never write outside the output prefix, never run a model file's code, never show a credential (two runs into
+one output at once: tests/test_nothing_lost.py)."""
 import pickle
-import threading
 from pathlib import Path
 
 import cv2
 import keras
-import numpy as np
-import pyarrow.dataset as pads
 import pytest
 
 from colorize_core.model_file import load_colorizer
 from colorize_core.storage import Location
 from jobs import colorize, evaluate
-from tests.archive import decode_any, make_archive, manifest_runs, run_job
+from tests.archive import make_archive, run_job
 from tests.conftest import EXAMPLES, colour_photo
 
 ESCAPING = ["../escaped.jpg", "/tmp/absolute.jpg", "s3://other-bucket/x.jpg", "sub/../../escaped.jpg",
@@ -91,33 +88,3 @@ def write_list(folder: Path, keys: list[str]) -> Path:
     path = folder / "keys.txt"
     path.write_text("\n".join(keys) + "\n")
     return path
-
-
-def test_two_runs_into_one_output_at_once(tmp_path, model_file):
-    inputs = {f"p{i}.jpg": small_jpeg() for i in range(8)}
-    archive = make_archive("local", tmp_path, None, "together", inputs)
-    codes = []
-
-    def run():
-        codes.append(colorize.main(["--input", archive.input, "--output", archive.output, "--model", str(model_file),
-                                    "--batch-size", "2", "--cpus-per-actor", "0.5"]))  # leaves a CPU to the tasks
-
-    runs = [threading.Thread(target=run) for _ in range(2)]
-    for thread in runs:
-        thread.start()
-    for thread in runs:
-        thread.join()
-    assert codes == [0, 0]
-    folders = manifest_runs(archive)
-    assert len(folders) == 2, "each run has its own manifest"
-    statuses = {}
-    for folder in folders:
-        table = pads.dataset(str(tmp_path / "colour" / "_manifest" / folder), format="parquet").to_table()
-        assert sorted(table.column("key").to_pylist()) == sorted(inputs), "each accounts for every input"
-        for key, status in zip(table.column("key").to_pylist(), table.column("status").to_pylist()):
-            statuses.setdefault(key, []).append(status)
-    assert all("ok" in s and set(s) <= {"ok", "skipped"} for s in statuses.values()), statuses
-    for key in inputs:
-        assert decode_any(archive.get(key)).shape == (48, 64, 3), "every output whole"
-    leftovers = [p.name for p in (tmp_path / "colour").rglob(".colorize-*")]
-    assert not leftovers and np.all([(tmp_path / "colour" / k).is_file() for k in inputs])
