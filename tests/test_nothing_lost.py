@@ -389,7 +389,9 @@ def test_a_broken_model_file_is_refused_before_any_work_saying_what_is_wrong(tmp
     (["--skip-colour", "nan"], "--skip-colour must be a number"),
 ])
 def test_wrong_flags_exit_2_naming_the_flag(tmp_path, capsys, flags, named):
-    argv = {"--input": str(tmp_path), "--output": str(tmp_path / "out")}
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(jpeg())
+    argv = {"--input": str(tmp_path / "in"), "--output": str(tmp_path / "out")}
     for flag, value in zip(flags[::2], flags[1::2]):
         argv[flag] = value
     with pytest.raises(SystemExit) as stopped:
