@@ -133,6 +133,8 @@ def evaluate(source: Location, keys: list[str], out: Path, model_uri: str, model
     for row in rows:  # null where the model gives none (regression head)
         value = float(confidence[grey_key(row["key"])])
         row["colour_confidence"] = value if np.isfinite(value) else None
+        for column in [c for c in row if c.endswith("_recall")]:  # null where the truth has too little of it
+            row[column] = float(row[column]) if np.isfinite(row[column]) else None
     summary = {
         **(described or {}), "protocol": protocol, "protocol_description": PROTOCOL_DESCRIPTIONS[protocol],
         "model_name": Path(model_uri).name, "model_path": model_uri, "model_sha256": model.sha256, "head": model.head,

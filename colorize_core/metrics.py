@@ -1,12 +1,20 @@
-"""Colour metrics on RGB images: PSNR, SSIM and CIEDE2000 from scikit-image, and colourfulness.
+"""Colour metrics on RGB images: PSNR, SSIM and CIEDE2000 from scikit-image, colourfulness, and whether the colour
+is right where it matters: green and blue recall, and the harm rate.
 
-Colourfulness (Hasler and Suesstrunk 2003) is written here only because no standard library has it.
+Colourfulness (Hasler and Suesstrunk 2003) is written here only because no standard library has it. The recalls
+test the thesis's claim that its model colours grass, foliage and skies well: of the truth's pixels that are
+clearly green (or blue), the share the output also makes green (or blue). The harm rate is the share of images
+a person would reject: those whose CIEDE2000 is more than HARM_MARGIN above their own grey version's.
 """
 import numpy as np
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 METRICS = ("psnr", "ssim", "ciede2000", "cf")
+HUE_BANDS = {"green": (100.0, 200.0), "blue": (220.0, 300.0)}  # CIELAB hue angle, degrees: grass, foliage; sky
+TRUTH_CHROMA, OUTPUT_CHROMA = 15.0, 7.0  # "clearly" coloured in the truth; coloured at all in the output
+MIN_SHARE = 0.01  # an image counts toward a recall where such pixels cover at least this share of it
+HARM_MARGIN = 1.0  # CIEDE2000 above the grey version's by more than this: an image made worse by its colour
 
 
 def bgr_to_rgb255(bgr: np.ndarray) -> np.ndarray:
@@ -23,18 +31,46 @@ def colourfulness(rgb: np.ndarray) -> float:
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
 
 
+def in_hue_band(lab: np.ndarray, band: tuple[float, float], min_chroma: float) -> np.ndarray:
+    """Which pixels of a CIELAB image have a hue angle in `band` (degrees) and at least `min_chroma`."""
+    hue = np.degrees(np.arctan2(lab[..., 2], lab[..., 1])) % 360.0
+    return (hue >= band[0]) & (hue <= band[1]) & (np.hypot(lab[..., 1], lab[..., 2]) >= min_chroma)
+
+
+def hue_recall(truth_lab: np.ndarray, output_lab: np.ndarray, band: tuple[float, float]) -> float:
+    """Of the truth's pixels clearly in the hue band, the share the output puts in it too; NaN where they cover
+    less than MIN_SHARE of the image (it does not count toward the mean)."""
+    wanted = in_hue_band(truth_lab, band, TRUTH_CHROMA)
+    if wanted.mean() < MIN_SHARE:
+        return float("nan")
+    return float(in_hue_band(output_lab, band, OUTPUT_CHROMA)[wanted].mean())
+
+
 def compare(truth: np.ndarray, output: np.ndarray) -> dict[str, float]:
-    """Metrics of `output` against `truth`, both RGB 0..255 of one shape; `cf` is the output's colourfulness."""
+    """Metrics of `output` against `truth`, both RGB 0..255 of one shape; `cf` is the output's colourfulness,
+    `green_recall` and `blue_recall` NaN where the truth has too little of that colour."""
+    truth_lab, output_lab = rgb2lab(truth / 255.0), rgb2lab(output / 255.0)
     return {
         "psnr": float(peak_signal_noise_ratio(truth, output, data_range=255)),
         "ssim": float(structural_similarity(truth, output, channel_axis=2, data_range=255)),
-        "ciede2000": float(deltaE_ciede2000(rgb2lab(truth / 255.0), rgb2lab(output / 255.0)).mean()),
+        "ciede2000": float(deltaE_ciede2000(truth_lab, output_lab).mean()),
         "cf": colourfulness(output),
+        **{f"{name}_recall": hue_recall(truth_lab, output_lab, band) for name, band in HUE_BANDS.items()},
     }
 
 
-def summarize(rows: list[dict], prefix: str) -> dict[str, float]:
-    """Means over images of `prefix`+metric, the truth's mean CF, and dCF = |mean CF of outputs - mean CF of truth|."""
+def summarize(rows: list[dict], prefix: str) -> dict[str, float | None]:
+    """Means over images of `prefix`+metric, the truth's mean CF, dCF = |mean CF of outputs - mean CF of truth|,
+    the recalls (means over the images they count on; None where none does) and the harm rate against the rows'
+    grey versions (`grey_ciede2000`)."""
     mean = {m: float(np.mean([r[f"{prefix}{m}"] for r in rows])) for m in METRICS}
     truth_cf = float(np.mean([r["truth_cf"] for r in rows]))
-    return {**mean, "truth_cf": truth_cf, "dcf": abs(mean["cf"] - truth_cf), "images": len(rows)}
+    recalls = {}
+    for name in HUE_BANDS:
+        counted = [r[f"{prefix}{name}_recall"] for r in rows
+                   if r[f"{prefix}{name}_recall"] is not None and np.isfinite(r[f"{prefix}{name}_recall"])]
+        recalls[f"{name}_recall"] = float(np.mean(counted)) if counted else None
+        recalls[f"{name}_images"] = len(counted)
+    harmed = [r[f"{prefix}ciede2000"] > r["grey_ciede2000"] + HARM_MARGIN for r in rows]
+    return {**mean, "truth_cf": truth_cf, "dcf": abs(mean["cf"] - truth_cf), **recalls,
+            "harm_rate": float(np.mean(harmed)), "images": len(rows)}

@@ -1,19 +1,25 @@
 """The evaluation's self-contained HTML report: summary beside the grey baseline, then grey | colorized | original
-for every image, sortable by each metric, worst first. Every name shown is escaped."""
+for every image, sortable by each metric, the images the colour made worse (harm) first. Every name shown is
+escaped."""
 from html import escape
+
+from colorize_core.metrics import HARM_MARGIN
 
 # (column, heading, which end is worse) for the per-image table.
 COLUMNS = (
     ("model_psnr", "PSNR dB", "low"), ("model_ssim", "SSIM", "low"), ("model_ciede2000", "CIEDE2000", "high"),
     ("model_cf", "CF", "none"), ("truth_cf", "truth CF", "none"), ("cf_gap", "|CF gap|", "high"),
     ("grey_psnr", "grey PSNR dB", "low"), ("psnr_gain", "PSNR gain dB", "low"),
+    ("ciede2000_over_grey", "CIEDE2000 - grey's", "high"),
 )
 SUMMARY = (("psnr", "PSNR dB", "higher"), ("ssim", "SSIM", "higher"), ("ciede2000", "CIEDE2000", "lower"),
-           ("cf", "colourfulness CF", "closer to truth"), ("dcf", "dCF = |CF - truth CF|", "lower"))
+           ("cf", "colourfulness CF", "closer to truth"), ("dcf", "dCF = |CF - truth CF|", "lower"),
+           ("green_recall", "green recall", "higher"), ("blue_recall", "blue recall", "higher"),
+           ("harm_rate", "harm rate", "lower"))
 
 STYLE = """body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th[data-column]{cursor:pointer;background:#eef}
-td.name{text-align:left;max-width:16em;overflow-wrap:anywhere}img{height:120px;display:block}
+td.name{text-align:left;max-width:16em;overflow-wrap:anywhere}img{height:120px;display:block}tr.harm td.name{background:#fdd}
 .sorted-up::after{content:" \\25B2"}.sorted-down::after{content:" \\25BC"}"""
 
 SCRIPT = """
@@ -32,12 +38,18 @@ table.querySelectorAll("th[data-column]").forEach(th => th.addEventListener("cli
   sortBy(th, th.classList.contains("sorted-up") || th.classList.contains("sorted-down")
       ? th.dataset.descending !== "1" : worstFirst);
 }));
-sortBy(table.querySelector('th[data-column="model_psnr"]'), false);
+sortBy(table.querySelector('th[data-column="ciede2000_over_grey"]'), true);
 """
 
 
-def _number(value: float) -> str:
+def _number(value: float | None) -> str:
+    if value is None:
+        return "n/a"
     return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+
+
+def _difference(model: float | None, grey: float | None) -> str:
+    return _number(None if model is None or grey is None else model - grey)
 
 
 def confidence_scatter(rows: list[dict], spearman: float) -> str:
@@ -74,17 +86,19 @@ def render(summary: dict, rows: list[dict]) -> str:
     model, grey = summary["model"], summary["grey_baseline"]
     spearman = summary.get("confidence_spearman")
     columns = COLUMNS + ((("colour_confidence", "confidence", "low"),) if spearman is not None else ())
-    head = "".join(f"<tr><th>{escape(label)}</th><td>{_number(model[m])}</td><td>{_number(grey[m])}</td>"
-                   f"<td>{_number(model[m] - grey[m])}</td><td>{escape(better)}</td></tr>"
-                   for m, label, better in SUMMARY)
+    head = "".join(f'<tr id="summary-{m}"><th>{escape(label)}</th><td>{_number(model.get(m))}</td>'
+                   f"<td>{_number(grey.get(m))}</td><td>{_difference(model.get(m), grey.get(m))}</td>"
+                   f"<td>{escape(better)}</td></tr>" for m, label, better in SUMMARY)
     headings = "".join(f'<th data-column="{c}" data-worse="{worse}">{escape(label)}</th>' for c, label, worse in columns)
     body = []
     for row in rows:
-        values = {**row, "cf_gap": abs(row["model_cf"] - row["truth_cf"]), "psnr_gain": row["model_psnr"] - row["grey_psnr"]}
+        values = {**row, "cf_gap": abs(row["model_cf"] - row["truth_cf"]), "psnr_gain": row["model_psnr"] - row["grey_psnr"],
+                  "ciede2000_over_grey": row["model_ciede2000"] - row["grey_ciede2000"]}
         cells = "".join(f'<td data-column="{c}" data-value="{values[c]!r}">{_number(values[c])}</td>' for c, _, _ in columns)
         images = "".join(f'<td><img src="{row[f"thumb_{name}"]}" alt="{name} {escape(row["key"])}"></td>'
                          for name in ("grey", "colour", "truth"))
-        body.append(f'<tr><td class="name">{escape(row["key"])}</td>{images}{cells}</tr>')
+        harm = ' class="harm"' if values["ciede2000_over_grey"] > HARM_MARGIN else ""
+        body.append(f'<tr{harm}><td class="name">{escape(row["key"])}</td>{images}{cells}</tr>')
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <title>Colorization evaluation: {escape(summary["model_name"])}</title><style>{STYLE}</style></head><body>
@@ -98,7 +112,12 @@ colourfulness. The grey baseline is each photo's own L with a = b = 0.</p>
 <table id="summary"><tr><th>mean over images</th><th>model</th><th>grey baseline</th><th>model - grey</th><th>better</th></tr>
 {head}<tr><th>truth CF</th><td colspan="4">{_number(model["truth_cf"])}</td></tr></table>
 {confidence_scatter(rows, spearman) if spearman is not None else ""}
-<h2>Every image, worst first</h2><p>Click a heading to sort by it (first click: worst first).</p>
+<h2>Every image, worst first</h2><p>First the images the colour made worse than their grey version (CIEDE2000
+more than {HARM_MARGIN} above grey's: the <b>harm rate</b> counts them, their names marked red), then the rest.
+Click a heading to sort by it (first click: worst first). <b>Green and blue recall</b>: of the original's
+clearly green (CIELAB hue 100-200&deg;, chroma 15 or more) or blue (hue 220-300&deg;) pixels, the share the
+colorized image also makes green or blue (chroma 7 or more), over the images where such pixels cover 1% or more
+(green: {model.get("green_images", 0)} images, blue: {model.get("blue_images", 0)}).</p>
 <table id="images"><thead><tr><th>image</th><th>grey</th><th>colorized</th><th>original</th>{headings}</tr></thead>
 <tbody>
 {chr(10).join(body)}

@@ -204,7 +204,8 @@ def validate(predict: Callable[[np.ndarray], np.ndarray], batches: list[dict[str
                              "truth_cf": metrics.colourfulness(truth)})
     model, grey = metrics.summarize(rows, "model_"), metrics.summarize(rows, "grey_")
     return {"val_loss": float(np.mean(losses)), "val_psnr": model["psnr"], "val_ciede2000": model["ciede2000"],
-            "val_cf": model["cf"], "val_dcf": model["dcf"], "val_grey_psnr": grey["psnr"],
+            "val_cf": model["cf"], "val_dcf": model["dcf"], "val_green_recall": model["green_recall"],
+            "val_blue_recall": model["blue_recall"], "val_harm_rate": model["harm_rate"], "val_grey_psnr": grey["psnr"],
             "val_grey_ciede2000": grey["ciede2000"], "val_truth_cf": model["truth_cf"], "val_images": len(rows)}
 
 

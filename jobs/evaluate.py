@@ -53,14 +53,23 @@ def evaluate(args: argparse.Namespace) -> dict:
                                    progress=Progress())
 
 
+FIGURES = ("psnr", "ssim", "ciede2000", "cf", "dcf", "green_recall", "blue_recall", "harm_rate")
+
+
+def figure(figures: dict, name: str) -> str:
+    """One figure, 10 wide; n/a where there is none (a recall with no image to count, an older summary)."""
+    value = figures.get(name)
+    return f"{value:10.4f}" if value is not None else f"{'n/a':>10}"
+
+
 def print_summary(summary: dict) -> None:
     knobs = f"temperature {summary['temperature']}, " if summary.get("temperature") is not None else ""
     print(f"{summary['images']} images, {summary['protocol_description']}, model {summary['model_name']} "
           f"({summary.get('head', 'regression')} head; {knobs}chroma gain {summary.get('chroma_gain', 1.0)}; "
           f"model size {summary.get('model_size', 224)})")
     print(f"{'':18}{'model':>10}{'grey':>10}")
-    for m in ("psnr", "ssim", "ciede2000", "cf", "truth_cf", "dcf"):
-        print(f"{m:18}{summary['model'][m]:10.4f}{summary['grey_baseline'][m]:10.4f}")
+    for m in FIGURES[:4] + ("truth_cf",) + FIGURES[4:]:
+        print(f"{m:18}{figure(summary['model'], m)}{figure(summary['grey_baseline'], m)}")
     if summary.get("confidence_spearman") is not None:
         print(f"Spearman correlation of colour_confidence with the CIEDE2000 gain over grey: "
               f"{summary['confidence_spearman']:+.3f}")
@@ -73,8 +82,10 @@ def print_comparison(a: dict, b: dict) -> None:
     if (a["protocol"], a["images"], a.get("split")) != (b["protocol"], b["images"], b.get("split")):
         print("WARNING: different protocol, split or image count: the figures are not comparable")
     print(f"{'':18}{'A':>10}{'B':>10}{'A - B':>10}")
-    for m in ("psnr", "ssim", "ciede2000", "cf", "dcf"):
-        print(f"{m:18}{a['model'][m]:10.4f}{b['model'][m]:10.4f}{a['model'][m] - b['model'][m]:+10.4f}")
+    for m in FIGURES:
+        both = a["model"].get(m) is not None and b["model"].get(m) is not None
+        print(f"{m:18}{figure(a['model'], m)}{figure(b['model'], m)}"
+              f"{format(a['model'][m] - b['model'][m], '+10.4f') if both else format('n/a', '>10')}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -212,6 +212,13 @@ def train(args: argparse.Namespace) -> dict:
             figures.update(training.validate(model.predict_on_batch, val_batches, loss_fn, trainer.predict_on_batch))
             validating[0] += time.monotonic() - began
         run["history"].append(figures)
+        # The checkpoint with the best validation CIEDE2000 is kept beside the last (RUN/best/, the same run
+        # folder format: `--out RUN/best --export` makes its model file): the best is often an early one.
+        best = run.get("best")
+        if "val_ciede2000" in figures and (best is None or figures["val_ciede2000"] < best["val_ciede2000"]):
+            run["best"] = {k: figures[k] for k in ("step", "seconds", "val_ciede2000")}
+            (args.out / "best").mkdir(exist_ok=True)
+            save_run(args.out / "best", model, recipe, run)
         save_run(args.out, model, recipe, run)
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}, flush=True)
 
@@ -242,9 +249,12 @@ def main(argv: list[str] | None = None) -> int:
         export(args)
         return 0
     run = train(args)
-    last = run["history"][-1]
+    last, best = run["history"][-1], run.get("best")
     print(f"trained {run['steps']} steps ({last['examples_per_s']:.0f} examples/s); run folder {args.out}; "
           f"build the model file with: python -m jobs.train_gpu --out {args.out} --export MODEL.keras")
+    if best:
+        print(f"best validation CIEDE2000 {best['val_ciede2000']:.3f} at step {best['step']} ({best['seconds']} s): "
+              f"python -m jobs.train_gpu --out {args.out / 'best'} --export MODEL.keras")
     return 0
 
 

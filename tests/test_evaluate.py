@@ -39,6 +39,35 @@ def test_colourfulness_of_a_hand_made_image():
     assert metrics.colourfulness(np.full((5, 5, 3), 77.0)) == 0.0
 
 
+def grass_and_sky() -> np.ndarray:
+    """RGB 0..255: a blue sky over green grass, with a grey wall between (neither colour)."""
+    image = np.zeros((60, 40, 3))
+    image[:20] = (90, 140, 220)  # sky: CIELAB hue ~ 280 degrees
+    image[20:40] = (128, 128, 128)
+    image[40:] = (60, 140, 50)  # grass: hue ~ 130 degrees
+    return image
+
+
+def test_recall_and_harm_of_grey_and_of_the_truth():
+    truth = grass_and_sky()
+    grey = np.repeat(metrics.rgb2lab(truth / 255.0)[..., :1] * 2.55, 3, axis=2)  # its L as grey levels
+    as_truth, as_grey = metrics.compare(truth, truth.copy()), metrics.compare(truth, grey)
+    assert (as_truth["green_recall"], as_truth["blue_recall"]) == (1.0, 1.0)
+    assert (as_grey["green_recall"], as_grey["blue_recall"]) == (0.0, 0.0)
+    swapped = truth.copy()
+    swapped[:20], swapped[40:] = truth[40:], truth[:20]  # green sky, blue grass: both wrong
+    assert metrics.compare(truth, swapped)["green_recall"] == 0.0
+    no_green = truth.copy()
+    no_green[40:] = 128
+    assert np.isnan(metrics.compare(no_green, no_green)["green_recall"]), "no green in the truth: not counted"
+    rows = [{**{f"model_{m}": v for m, v in scores.items()}, **{f"grey_{m}": v for m, v in as_grey.items()},
+             "truth_cf": 0.0} for scores in (as_truth, as_grey, metrics.compare(truth, swapped))]
+    model, baseline = metrics.summarize(rows, "model_"), metrics.summarize(rows, "grey_")
+    assert model["harm_rate"] == pytest.approx(1 / 3), "only the swapped colours are worse than grey"
+    assert baseline["harm_rate"] == 0.0 and baseline["green_recall"] == 0.0 and baseline["blue_recall"] == 0.0
+    assert metrics.summarize(rows[:1], "model_")["harm_rate"] == 0.0
+
+
 def test_grey_baseline_has_colourfulness_near_zero():
     photo = colour_photo(0)
     L = bgr_to_lab(photo)[..., 0]

@@ -46,6 +46,10 @@ def test_single_gpu_launcher_trains_exports_and_the_job_runs_it(tmp_path, model_
     assert first["recipe"]["head"] == head and first["steps"] > 0 and first["train_photos"] == 4
     assert len(first["history"]) >= 2 and all(h["val_images"] == 2 for h in first["history"]), "a checkpoint a 3 s"
     assert (first["classes"] is not None) == (head == "classification")
+    best = json.loads((run / "best" / "run.json").read_text())["best"]
+    assert best == first["best"] and best["val_ciede2000"] == min(h["val_ciede2000"] for h in first["history"]), \
+        "the checkpoint with the best validation CIEDE2000 is kept, not only the last"
+    assert (run / "best" / "decoder.npz").is_file()
 
     resumed = tmp_path / "resumed"
     assert train_gpu.main(data + ["--out", str(resumed), "--resume-from", str(run), "--budget", "2"]) == 0

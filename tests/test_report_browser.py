@@ -23,8 +23,17 @@ def test_report_renders_in_chromium_without_errors(request, head, tmp_path):
         sizes = page.eval_on_selector_all("#images img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")
         assert len(sizes) == 3 * summary["images"] and all(done and width > 0 for done, width in sizes)
         assert page.locator("#summary").inner_text().count("PSNR") == 1
+        over_grey = page.eval_on_selector_all('#images td[data-column="ciede2000_over_grey"]',
+                                              "tds => tds.map(t => +t.dataset.value)")
+        assert over_grey == sorted(over_grey, reverse=True), "the images the colour made worse first on opening"
+        harmed = page.eval_on_selector_all("#images tbody tr", "trs => trs.map(t => t.classList.contains('harm'))")
+        assert harmed == [value > 1.0 for value in over_grey], "harmed images marked"
+        for figure in ("green_recall", "blue_recall", "harm_rate"):
+            shown, expected = page.inner_text(f"#summary-{figure} td"), summary["model"][figure]
+            assert (shown == "n/a") if expected is None else float(shown) == pytest.approx(expected, abs=1e-4), figure
+        page.click('th[data-column="model_psnr"]')
         psnr = page.eval_on_selector_all('#images td[data-column="model_psnr"]', "tds => tds.map(t => +t.dataset.value)")
-        assert psnr == sorted(psnr), "worst PSNR first on opening"
+        assert psnr == sorted(psnr), "worst (lowest) PSNR first after a click"
         page.click('th[data-column="model_ciede2000"]')
         ciede = page.eval_on_selector_all('#images td[data-column="model_ciede2000"]',
                                           "tds => tds.map(t => +t.dataset.value)")

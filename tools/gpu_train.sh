@@ -13,7 +13,7 @@
 #   run(command="python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl", carry=[".whl", ".gpupack/a"])
 #   run(command="python3 -m zipfile -e .gpupack/b.zip .gpupack && sh tools/gpu_train.sh 420 classification", carry=[".gpupack/b.zip"], timeout_s=590)
 #   mv /tmp/colorizer.keras models/
-#   python -m jobs.train_gpu --out RUN --init-model .gpupack/a/init.keras --export models/NEW.keras   # here, afterwards
+#   python -m jobs.train_gpu --out RUN/best --init-model .gpupack/a/init.keras --export models/NEW.keras   # here: the best checkpoint (RUN/ is the last)
 #
 # Arguments: BUDGET seconds of training (default 450), the recipe's --head (default classification), then any
 # more jobs.train_gpu flags (e.g. --unfreeze block4 block5 --learning-rate 3e-4). Writes $OUT/HEAD/ (weights,
