@@ -178,10 +178,11 @@ def run(chunks: Iterable[list[str]], settings: JobSettings, resources: Resources
     def on_rows(rows) -> None:
         if progress is not None:
             progress.rows(rows)
-        # A storage error in this batch: ask the storage once whether it is still there (StorageGone if not, after
-        # the driver's retries), rather than let every remaining key fail the same way.
+        # A storage error in this batch: ask the storages once whether they are still there (StorageGone if not,
+        # after the driver's retries), rather than let every remaining key fail the same way.
         if any(e.startswith("OSError") for e in rows.column("error").to_pylist()):
             retrying(settings.output.probe)
+            retrying(settings.input.probe)
 
     def write_passed() -> None:
         if passed:

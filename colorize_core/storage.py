@@ -324,7 +324,7 @@ class Location:
         """One quick request, with no retries of its own: OSError if the storage does not answer now. The driver
         asks this (through `retrying`, which does the waiting) when a batch's rows show storage errors."""
         if not self.is_s3:
-            os.stat(os.path.dirname(self.root) or "/")
+            os.stat(self.root)
             return
         import boto3
         from botocore.config import Config
