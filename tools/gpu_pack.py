@@ -4,10 +4,13 @@ That machine gets only this repository (64 MiB a call, the shipped model alone i
 So: every training photo as a 224x224 centre square (short side resized to 224) in WebP quality 75 (~6.7 KB),
 the val photos as the evaluation protocol's 224x224 centre crop in JPEG quality 95 (the same crop the training
 run validates on), and the starting model with its weights in float16 (28 MB: predictions differ by < 1e-3).
-The pack is split in two parts, each sent by its own call (a warm machine keeps the first while the second
-arrives); tools/gpu_train.sh trains on it when it is there.
+The pack is split in parts, each sent by its own call (a warm machine keeps what earlier calls carried): part a
+(a folder, carried with the wheels) holds the model, the val crops, val.txt and the first photos; parts b, c, ...
+(one zip each: thousands of small files would each take whole disk blocks of a call's 64 MiB) hold the rest, at
+most --part-size bytes each. Every part lists its own photos in its train.txt, so a part that did not arrive
+costs its photos and nothing else; tools/gpu_train.sh trains on the parts that are there.
 
-    python tools/training_keys.py --root ../shared/datasets --train photos:train photos-more --val photos:val --out out/keys
+    python tools/training_keys.py --root ../shared/datasets --train photos:train photos-more photos-extra --val photos:val --out out/keys
     python tools/gpu_pack.py --keys out/keys --out .gpupack
 """
 import argparse
@@ -59,42 +62,61 @@ def half_model(src: Path, dst: Path) -> None:
         z.writestr("model.weights.h5", out.getvalue())
 
 
+def zip_part(folder: Path) -> Path:
+    """A part's folder as one stored (not compressed: WebP is compressed already) zip beside it."""
+    archive = folder.with_suffix(".zip")
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                z.write(path, path.relative_to(folder.parent))
+    return archive
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--keys", type=Path, required=True, help="folder with train.txt and val.txt (tools/training_keys.py)")
     p.add_argument("--out", type=Path, default=Path(".gpupack"))
     p.add_argument("--model", type=Path, default=Path("models/colorizer.keras"), help="the model to start from")
-    p.add_argument("--part-a", type=int, default=13_500_000, help="bytes of photos in part a (sent with the wheels and model)")
-    p.add_argument("--part-b", type=int, default=60_000_000, help="bytes in part b (photos, val crops, key lists)")
+    p.add_argument("--part-a", type=int, default=9_000_000,
+                   help="bytes of photos in part a (sent with the wheels, the model and the val crops)")
+    p.add_argument("--part-size", type=int, default=60_000_000, help="bytes in each further part (b, c, ...)")
+    p.add_argument("--parts", type=int, default=4, help="parts at most, a included; photos beyond are left out")
     args = p.parse_args()
-    (args.out / "a").mkdir(parents=True, exist_ok=True)
-    (args.out / "b").mkdir(parents=True, exist_ok=True)
+    names = [chr(ord("a") + i) for i in range(args.parts)]
+    for name in names:
+        (args.out / name).mkdir(parents=True, exist_ok=True)
     half_model(args.model, args.out / "a" / "init.keras")
     train = (args.keys / "train.txt").read_text().split()
     val = (args.keys / "val.txt").read_text().split()
-    random.Random(0).shuffle(train)  # both parts a random mix of the sources
+    random.Random(0).shuffle(train)  # every part a random mix of the sources
     with Pool() as pool:
         val_blobs = pool.map(val_bytes, val, chunksize=16)
         train_blobs = pool.imap(train_bytes, train, chunksize=32)
-        room = {"a": args.part_a, "b": args.part_b - sum(map(len, val_blobs)) - 200 * len(train)}
-        packed, skipped = [], 0
+        room = {name: args.part_a if name == "a" else args.part_size for name in names}
+        packed: dict[str, list[str]] = {name: [] for name in names}
+        skipped = 0
         for key, blob in zip(train, train_blobs):
-            part = "a" if room["a"] >= len(blob) else "b" if room["b"] >= len(blob) else None
+            part = next((name for name in names if room[name] >= len(blob) + 200), None)  # 200: its zip entry
             if not blob or part is None:
                 skipped += 1
                 continue
             path = args.out / part / Path(key).with_suffix(".webp")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(blob)
-            room[part] -= len(blob)
-            packed.append(f"{part}/{Path(key).with_suffix('.webp')}")
+            room[part] -= len(blob) + 200
+            packed[part].append(f"{part}/{Path(key).with_suffix('.webp')}")
     for key, blob in zip(val, val_blobs):
-        path = args.out / "b" / "val" / key
+        path = args.out / "a" / "val" / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(blob)
-    (args.out / "b" / "train.txt").write_text("\n".join(sorted(packed)) + "\n")
-    (args.out / "b" / "val.txt").write_text("\n".join(f"b/val/{key}" for key in val) + "\n")
-    print(f"{len(packed)} training photos packed ({skipped} left out: no room or unreadable), {len(val)} val crops")
+    (args.out / "a" / "val.txt").write_text("\n".join(f"a/val/{key}" for key in val) + "\n")
+    for name in names:
+        (args.out / name / "train.txt").write_text("".join(f"{key}\n" for key in sorted(packed[name])))
+        size = sum(f.stat().st_size for f in (args.out / name).rglob("*") if f.is_file())
+        sent = f"{name}/ (a folder)" if name == "a" else zip_part(args.out / name).name
+        print(f"part {sent}: {len(packed[name])} photos, {size / 2**20:.1f} MiB")
+    print(f"{sum(map(len, packed.values()))} training photos packed ({skipped} left out: no room or unreadable), "
+          f"{len(val)} val crops")
 
 
 if __name__ == "__main__":
