@@ -111,6 +111,11 @@ class Location:
     def path(self, key: str) -> str:
         return f"{self.root}/{key}"
 
+    def bucket_and_key(self, key: str) -> tuple[str, str]:
+        """On S3: the bucket, and `key` as the object's full key in it (the prefix before it)."""
+        bucket, _, prefix = self.root.partition("/")
+        return bucket, f"{prefix}/{key}" if prefix else key
+
     def __getstate__(self):  # the cached filesystem is rebuilt in each worker, not pickled
         return {"uri": self.uri, "endpoint": self.endpoint}
 
@@ -214,8 +219,7 @@ class Location:
     def _read_s3(self, key: str, max_bytes: int | None, attempts: int = 5) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError, IncompleteReadError, ResponseStreamingError
 
-        bucket, _, prefix = self.root.partition("/")
-        name = f"{prefix}/{key}" if prefix else key
+        bucket, name = self.bucket_and_key(key)
         for attempt in range(attempts):
             try:
                 response = self.s3.get_object(Bucket=bucket, Key=name)
@@ -261,16 +265,16 @@ class Location:
         if self.is_s3:
             from botocore.exceptions import BotoCoreError, ClientError
 
-            bucket, _, prefix = self.root.partition("/")
+            bucket, name = self.bucket_and_key(key)
             try:
-                self.s3.put_object(Bucket=bucket, Key=f"{prefix}/{key}" if prefix else key, Body=data, IfNoneMatch="*")
+                self.s3.put_object(Bucket=bucket, Key=name, Body=data, IfNoneMatch="*")
                 return True
             except ClientError as e:
                 if e.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
                     return False
-                raise OSError(f"cannot write s3://{bucket}/{prefix}/{key}: {e}") from None
+                raise OSError(f"cannot write s3://{bucket}/{name}: {e}") from None
             except BotoCoreError as e:
-                raise OSError(f"cannot write s3://{bucket}/{prefix}/{key}: {e}") from None
+                raise OSError(f"cannot write s3://{bucket}/{name}: {e}") from None
         path = self.path(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         try:
