@@ -248,7 +248,6 @@ def split_validation(keys: list[str], fraction: float) -> tuple[list[str], list[
 
 def train_loop_per_worker(config: dict) -> None:
     """One Ray Train worker: builds (or resumes) the colorizer under MultiWorkerMirroredStrategy and trains it."""
-    import keras
     import ray.train
     import tensorflow as tf
 
