@@ -146,6 +146,17 @@ def default_resources(batch_size: int | None = None, actors: int | None = None, 
                      object_store_bytes)
 
 
+def cpu_has_amx(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU has AMX (Intel's bfloat16 matrix tiles: `amx_bf16` among /proc/cpuinfo's flags). There,
+    mixed_bfloat16 ran the model 3-7x faster than float32; on CPUs without it, 8x slower (benchmarks/RESULTS.md)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = open("/proc/cpuinfo").read()
+        except OSError:
+            return False
+    return any("amx_bf16" in line.split() for line in cpuinfo.splitlines() if line.startswith("flags"))
+
+
 def resolve_precision(precision: str, resources: Resources) -> str:
     """"auto": bfloat16 (mixed) where the model actors have GPUs, float32 on CPUs. On the H100 bfloat16 was 1.58x
     float32 at the same batch; on the val split it cost +0.01 dB PSNR and -0.24 CF (benchmarks/RESULTS.md). On
