@@ -3,7 +3,8 @@
 A training step gets decoded photos, not examples: uint8 RGB on a fixed CANVAS x CANVAS canvas (short side
 PHOTO_SIDE, long side centre-cropped to CANVAS) with each photo's own height and width. The random crop (a side
 of CROP_SCALE of the short side), the flip, sRGB -> Lab and the 56x56 ab targets are keras.ops in the step
-itself, so they run on the accelerator under JAX or TensorFlow and no Python thread makes examples.
+itself, so they run on the accelerator under JAX or TensorFlow and no Python thread makes examples: beside
+each batch come only 4 uniform numbers a photo (random_draws).
 """
 import keras
 import numpy as np
@@ -35,9 +36,10 @@ def to_canvas(bgr: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         h, w = max(PHOTO_SIDE, round(h * scale)), max(PHOTO_SIDE, round(w * scale))
         bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
     top, left = (h - min(h, CANVAS)) // 2, (w - min(w, CANVAS)) // 2
-    photo = bgr[top:top + CANVAS, left:left + CANVAS, ::-1]
-    canvas = np.zeros((CANVAS, CANVAS, 3), np.uint8)
-    canvas[:photo.shape[0], :photo.shape[1]] = photo
+    photo = np.ascontiguousarray(bgr[top:top + CANVAS, left:left + CANVAS, ::-1])
+    # The canvas beyond the photo repeats its last row and column, as OpenCV's resize does at a border: a
+    # crop's last output pixel reads up to half a pixel past the crop's edge.
+    canvas = cv2.copyMakeBorder(photo, 0, CANVAS - photo.shape[0], 0, CANVAS - photo.shape[1], cv2.BORDER_REPLICATE)
     return canvas, photo.shape[:2]
 
 
@@ -77,33 +79,35 @@ def examples(photos, sizes, u):
     return Lab[..., :1], ab
 
 
-@keras.saving.register_keras_serializable(package="colorize")
-class RandomExamples(layers.Layer):
-    """(photos, sizes) -> (L, ab / 128) of a random crop of each (examples), drawn in the step from its own seed."""
-
-    def __init__(self, seed: int = 0, **kwargs):
-        kwargs.setdefault("dtype", "float32")  # targets and L in float32 whatever the training precision
-        super().__init__(**kwargs)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, photos, sizes):
-        u = keras.random.uniform((ops.shape(photos)[0], 4), seed=self.seed_generator)
-        return examples(photos, sizes, u)
-
-    def get_config(self):
-        return {**super().get_config(), "seed": self.seed}
+def random_draws(rng: np.random.Generator, count: int) -> np.ndarray:
+    """The uniform numbers `examples` turns into crops and flips, 4 a photo: drawn beside the batch (by the
+    launcher's own generator: a seeded, resumable stream on every backend and every worker), used in the step."""
+    return rng.uniform(size=(count, 4)).astype(np.float32)
 
 
-def augmenting_trainer(trainer: keras.Model, seed: int = 0) -> keras.Model:
-    """`trainer` (model.training_model: L -> what the loss is taken on, at 56x56) fed by photos: (photos, sizes)
-    -> its output and the target, concatenated on the last axis (the target last, 2 channels). Keras's own
-    compiled step then trains on photos: the loss (split_output) ignores y_true."""
+class Examples(layers.Layer):
+    """(photos, sizes, draws) -> (L, ab / 128): `examples` as a layer of the training model, in float32."""
+
+    def __init__(self, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+
+    def call(self, photos, sizes, draws):
+        return examples(photos, sizes, draws)
+
+    def compute_output_shape(self, photos_shape, sizes_shape, draws_shape):
+        return (photos_shape[0], lab.MODEL_SIZE, lab.MODEL_SIZE, 1), (photos_shape[0], TARGET, TARGET, 2)
+
+
+def augmenting_trainer(trainer: keras.Model) -> keras.Model:
+    """`trainer` (model.training_model: L -> what the loss is taken on, at 56x56) fed by photos: (photos, sizes,
+    draws) -> its output and the target, concatenated on the last axis (the target last, 2 channels). Keras's
+    compiled step then trains on photos; the loss (split_output) ignores y_true."""
     photos = keras.Input((CANVAS, CANVAS, 3), dtype="uint8", name="photos")
     sizes = keras.Input((2,), dtype="int32", name="sizes")
-    L, ab = RandomExamples(seed, name="random_examples")(photos, sizes)
-    out = ops.concatenate([ops.cast(trainer(L), "float32"), ab], axis=-1)
-    return keras.Model([photos, sizes], out, name="augmenting_trainer")
+    draws = keras.Input((4,), dtype="float32", name="draws")
+    L, ab = Examples(name="examples")(photos, sizes, draws)
+    out = layers.Concatenate(dtype="float32")([ops.cast(trainer(L), "float32"), ab])
+    return keras.Model([photos, sizes, draws], out, name="augmenting_trainer")
 
 
 def split_output(out):

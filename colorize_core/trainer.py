@@ -57,10 +57,10 @@ class PhotoSet:
         return len(self.sizes)
 
     def batch(self, rng: np.random.Generator, size: int) -> list[np.ndarray]:
-        """A random batch: [pixels (size, CANVAS, CANVAS, 3), sizes (size, 2)]; indices sorted (a memory map
-        reads forward)."""
+        """A random batch, augmenting_trainer's inputs: [pixels (size, CANVAS, CANVAS, 3), sizes (size, 2), the
+        crops' random draws (size, 4)]; indices sorted (a memory map reads forward)."""
         index = np.sort(rng.integers(0, len(self), size))
-        return [self.pixels[index], self.sizes[index]]
+        return [self.pixels[index], self.sizes[index], augment.random_draws(rng, size)]
 
 
 class Prefetch:
@@ -153,11 +153,6 @@ def export(folder: Path, init_model: str, path: Path, chroma_gain: float | None 
     model.save(path)
 
 
-def learning_rate_at(recipe: training.Recipe, done: float) -> float:
-    """The schedule, the same for every launcher: cosine from the recipe's rate down to 1% of it."""
-    return recipe.learning_rate * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * min(1.0, done))))
-
-
 def _start(recipe: training.Recipe, photos: PhotoSet, init_model: str, seed: int, previous: dict | None, resume: Path | None):
     """The model a recipe trains, and the regression head's rebalancing weights: from `resume`'s run folder,
     else from `init_model` (training.start_model; colour classes from a sample of the photos' targets)."""
@@ -173,10 +168,8 @@ def _start(recipe: training.Recipe, photos: PhotoSet, init_model: str, seed: int
     targets = []
     if training.needs_targets(init, recipe):
         rng = np.random.default_rng(seed)
-        sample = PhotoSet(*photos.batch(rng, min(len(photos), training.CLASS_SAMPLE)))
-        u = rng.uniform(size=(len(sample), 4)).astype(np.float32)
-        targets = [np.asarray(augment.examples(sample.pixels[i:i + 64], sample.sizes[i:i + 64], u[i:i + 64])[1])
-                   for i in range(0, len(sample), 64)]
+        pixels, sizes, _ = photos.batch(rng, min(len(photos), training.CLASS_SAMPLE))
+        targets = training.targets_of(pixels, sizes, rng)
     keras.utils.set_random_seed(seed)
     return training.start_model(init, recipe, targets)
 
@@ -199,7 +192,7 @@ def train_recipe(recipe: training.Recipe, photos: PhotoSet, val_batches: list, i
     trainer = training_model(model)
     loss_fn = training.loss_function(recipe, model, mse_weights)
     optimizer = training.optimizer_for(recipe, model)
-    fed = augment.augmenting_trainer(trainer, seed)
+    fed = augment.augmenting_trainer(trainer)
     fed.compile(optimizer=optimizer, loss=lambda _, out: ops.mean(loss_fn(*augment.split_output(out))),
                 jit_compile="auto")
     classes = None
@@ -211,7 +204,7 @@ def train_recipe(recipe: training.Recipe, photos: PhotoSet, val_batches: list, i
            "backend": keras.backend.backend(), "train_photos": len(photos), "val_photos": sum(len(b["L"]) for b in val_batches),
            "budget_s": budget, "steps": 0, "examples": 0, "trained_s": 0.0, "validating_s": 0.0, "history": []}
     if previous:
-        run.update({k: previous[k] for k in ("steps", "examples", "trained_s", "validating_s", "history", "best")
+        run.update({k: previous[k] for k in ("steps", "examples", "trained_s", "validating_s", "compile_s", "history", "best")
                     if k in previous})
         run["resumed_from"] = str(resume)
 
@@ -232,14 +225,16 @@ def train_recipe(recipe: training.Recipe, photos: PhotoSet, val_batches: list, i
         log({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()})
 
     batches = Prefetch(photos, recipe.batch_size, seed + run["steps"])  # a resumed run draws other batches
-    losses, since_validation = [], 0.0
+    losses, since_validation, first_step = [], 0.0, True
     try:
         while run["trained_s"] < budget:
-            optimizer.learning_rate.assign(learning_rate_at(recipe, run["trained_s"] / budget))
+            optimizer.learning_rate.assign(training.learning_rate_at(recipe, run["trained_s"] / budget))
             batch = batches.next()
             began = time.monotonic()
             losses.append(float(np.asarray(fed.train_on_batch(batch, np.zeros(len(batch[1]), np.float32)))))
             spent = time.monotonic() - began
+            if first_step:  # it traces and compiles: not training time
+                run["compile_s"], spent, first_step = run.get("compile_s", 0.0) + spent, 0.0, False
             run["trained_s"] += spent
             since_validation += spent
             run["steps"] += 1
@@ -247,7 +242,8 @@ def train_recipe(recipe: training.Recipe, photos: PhotoSet, val_batches: list, i
             if since_validation >= validate_every:
                 checkpoint(losses)
                 losses, since_validation = [], 0.0
-        checkpoint(losses)
+        if not run["history"] or run["history"][-1]["step"] != run["steps"]:
+            checkpoint(losses)
     finally:
         batches.stop()
     run["finished"] = True

@@ -17,11 +17,10 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from colorize_core import codec, colour_classes, lab, metrics
+from colorize_core import augment, codec, colour_classes, lab, metrics
 from colorize_core.storage import Location
 
-TARGET = 56  # the loss is taken at 56x56: colour is smooth, and it is 16x cheaper than 224x224
-CROP_SCALE = (0.5, 1.0)  # random crops: a side of 50-100% of the photo's short side
+TARGET = augment.TARGET  # the loss is taken at 56x56: colour is smooth, and it is 16x cheaper than 224x224
 CLASS_SAMPLE = 1000  # photos whose targets give the colour classes and their prior
 ENCODER_LR_SCALE = 0.1  # Recipe.encoder_lr_scale's default
 
@@ -80,17 +79,6 @@ def keys_digest(keys: list[str]) -> str:
     return hashlib.sha256("\n".join(keys).encode()).hexdigest()
 
 
-def augmented_crop(image: np.ndarray, rng: np.random.Generator, scale: tuple[float, float] = CROP_SCALE) -> np.ndarray:
-    """The training augmentation: a random square crop (side a `scale` fraction of the short side), flipped
-    left-right half the time, resized to the model's 224x224."""
-    h, w = image.shape[:2]
-    side = max(1, int(min(h, w) * rng.uniform(*scale)))
-    top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-    crop = cv2.resize(image[top:top + side, left:left + side], (lab.MODEL_SIZE, lab.MODEL_SIZE),
-                      interpolation=cv2.INTER_AREA)
-    return crop[:, ::-1] if rng.random() < 0.5 else crop
-
-
 def example(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A 224x224 BGR crop -> (its L (224, 224, 1) in [0, 100], its ab / 128 at 56x56): the network's input and target."""
     Lab = lab.bgr_to_lab(np.ascontiguousarray(crop))
@@ -114,17 +102,24 @@ def decode_photo(source: Location, key: str, max_side: int | None = None) -> np.
     return image
 
 
-def examples_from_images(images: list[np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Decoded photos -> an augmented batch: L (B, 224, 224, 1) and ab / 128 (B, 56, 56, 2)."""
-    pairs = [example(augmented_crop(image, rng)) for image in images]
-    return {"L": stack([L for L, _ in pairs], (lab.MODEL_SIZE, lab.MODEL_SIZE, 1)),
-            "ab": stack([ab for _, ab in pairs], (TARGET, TARGET, 2))}
+def training_photos(batch: dict[str, np.ndarray], source: Location) -> dict[str, np.ndarray]:
+    """CPU stage (Ray Data): photo keys -> the photos as the training step takes them (augment.to_canvas): uint8
+    canvases and their sizes; the step makes the examples. Unreadable photos are dropped."""
+    canvases = [augment.to_canvas(image) for image in (decode_photo(source, key) for key in batch["key"]) if image is not None]
+    return {"photos": np.array([c for c, _ in canvases], np.uint8).reshape(-1, augment.CANVAS, augment.CANVAS, 3),
+            "sizes": np.array([size for _, size in canvases], np.int32).reshape(-1, 2)}
 
 
-def training_examples(batch: dict[str, np.ndarray], source: Location, seed: int | None = None) -> dict[str, np.ndarray]:
-    """CPU stage (Ray Data): photo keys -> an augmented batch (examples_from_images). Unreadable photos are dropped."""
-    images = [image for image in (decode_photo(source, key) for key in batch["key"]) if image is not None]
-    return examples_from_images(images, np.random.default_rng(seed))
+def targets_of(photos: np.ndarray, sizes: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """ab / 128 targets of random crops of the photos, 64 at a time: for the colour classes and rebalancing."""
+    return [np.asarray(augment.examples(photos[i:i + 64], sizes[i:i + 64], augment.random_draws(rng, len(sizes[i:i + 64])))[1])
+            for i in range(0, len(sizes), 64)]
+
+
+def learning_rate_at(recipe: "Recipe", done: float) -> float:
+    """The schedule, the same for every launcher: cosine from the recipe's rate down to 1% of it, `done` the
+    share of the run behind (of its budget, or of its epochs)."""
+    return recipe.learning_rate * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * min(1.0, done))))
 
 
 def validation_examples(batch: dict[str, np.ndarray], source: Location) -> dict[str, np.ndarray]:
@@ -303,6 +298,7 @@ def train_loop_per_worker(config: dict) -> None:
             state, optimizer_variables = {"epoch": 0, "history": []}, None
         set_trainable(colorizer, recipe.unfreeze)
         trainer = training_model(colorizer)
+        fed = augment.augmenting_trainer(trainer)
         optimizer = optimizer_for(recipe, colorizer)
         optimizer.build(trainer.trainable_variables)
         if optimizer_variables:
@@ -313,18 +309,21 @@ def train_loop_per_worker(config: dict) -> None:
     val_batches = None  # rank 0 validates on the whole "val" dataset, kept in memory after the first epoch
 
     @tf.function
-    def step(L, ab):
-        def replica(L, ab):
+    def step(photos, sizes, draws):
+        def replica(photos, sizes, draws):
             with tf.GradientTape() as tape:
-                loss = tf.nn.compute_average_loss(loss_fn(ab, trainer(L, training=True)), global_batch_size=global_batch)
+                out = fed([photos, sizes, draws], training=True)  # the augmentation runs here, in the step
+                loss = tf.nn.compute_average_loss(loss_fn(*augment.split_output(out)), global_batch_size=global_batch)
             optimizer.apply_gradients(zip(tape.gradient(loss, trainer.trainable_variables), trainer.trainable_variables))
             return loss
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(replica, args=(L, ab)), axis=None)
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(replica, args=(photos, sizes, draws)), axis=None)
 
     for epoch in range(state["epoch"], config["epochs"]):
+        optimizer.learning_rate.assign(learning_rate_at(recipe, epoch / config["epochs"]))
+        rng = np.random.default_rng([config.get("seed", 0), context.get_world_rank(), epoch])  # resumable draws
         start, total, batches = time.perf_counter(), 0.0, 0
-        for batch in ray.train.get_dataset_shard("train").iter_tf_batches(batch_size=recipe.batch_size):
-            total += float(step(batch["L"], batch["ab"]))
+        for batch in ray.train.get_dataset_shard("train").iter_batches(batch_size=recipe.batch_size, batch_format="numpy"):
+            total += float(step(batch["photos"], batch["sizes"], augment.random_draws(rng, len(batch["sizes"]))))
             batches += 1
         figures = {"epoch": epoch + 1, "train_loss": total / max(1, batches), "seconds": time.perf_counter() - start}
         if context.get_world_rank() == 0 and config["validate"]:

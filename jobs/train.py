@@ -43,10 +43,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def training_targets(keys: list[str], source: Location) -> list:
     """ab targets of (up to training.CLASS_SAMPLE of) the training photos, made in parallel on the cluster."""
+    import numpy as np
+
     sample = keys[:: max(1, len(keys) // training.CLASS_SAMPLE)][: training.CLASS_SAMPLE]
     batches = pipeline.keys_dataset(sample, 8).map_batches(
-        training.training_examples, fn_kwargs={"source": source, "seed": 0}, batch_format="numpy")
-    return [batch["ab"] for batch in batches.iter_batches(batch_size=64, batch_format="numpy")]
+        training.training_photos, fn_kwargs={"source": source}, batch_format="numpy")
+    rng = np.random.default_rng(0)
+    return [ab for batch in batches.iter_batches(batch_size=64, batch_format="numpy")
+            for ab in training.targets_of(batch["photos"], batch["sizes"], rng)]
 
 
 def starting_model(args: argparse.Namespace, recipe: training.Recipe, keys: list[str], source: Location,
@@ -97,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     init_key, mse_weights = (f"{args.name}/init.keras", None) if args.resume and runs.exists(f"{args.name}/init.keras") \
         else starting_model(args, recipe, keys, source, runs)
     datasets = {"train": pipeline.keys_dataset(keys, 8).map_batches(
-        training.training_examples, fn_kwargs={"source": source}, batch_format="numpy")}
+        training.training_photos, fn_kwargs={"source": source}, batch_format="numpy")}
     if val_keys:
         datasets["val"] = pipeline.keys_dataset(val_keys, 8).map_batches(
             training.validation_examples, fn_kwargs={"source": source}, batch_format="numpy")

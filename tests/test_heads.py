@@ -52,9 +52,10 @@ def test_single_gpu_launcher_trains_exports_and_the_job_runs_it(tmp_path, model_
     assert (run / "best" / "decoder.npz").is_file()
 
     resumed = tmp_path / "resumed"
-    assert train_gpu.main(data + ["--out", str(resumed), "--resume-from", str(run), "--budget", "2"]) == 0
+    assert train_gpu.main(data + ["--out", str(resumed), "--resume-from", str(run), "--budget", "9"]) == 0
     second = json.loads((resumed / "run.json").read_text())
     assert second["history"][: len(first["history"])] == first["history"] and second["recipe"] == first["recipe"]
+    assert second["steps"] > first["steps"] and 9 <= second["trained_s"] < 12, "on to the same budget, 9 s in all"
 
     model = tmp_path / f"{head}.keras"
     assert train_gpu.main(["--out", str(resumed), "--export", str(model), "--init-model", str(model_file),
@@ -70,3 +71,37 @@ def test_wrong_knobs_stop_the_job_with_a_message(tmp_path, model_file, grey_arch
                            (["--chroma-gain", "-1"], "--chroma-gain must be")):
         with pytest.raises(SystemExit, match=message):
             colorize.main(["--input", archive.input, "--output", archive.output, "--model", str(model_file), *flags])
+
+
+def test_a_portfolio_trains_every_recipe_keeps_each_best_and_resumes_after_a_cut(tmp_path, model_file):
+    """jobs.train_gpu --recipes: each recipe in OUT/NAME with its own best/, summary.json naming each best
+    checkpoint; a portfolio cut off in its second recipe goes on from there, the first kept as it was."""
+    photos = write_colour_photos(tmp_path / "photos", 6)
+    (photos / "train.txt").write_text("".join(f"p{i}.jpg\n" for i in range(4)))
+    (photos / "val.txt").write_text("p4.jpg\np5.jpg\n")
+    names = ["regression", "classification-mix0.25", "classification-mix0.75"]
+    data = ["--input", str(photos), "--input-list", str(photos / "train.txt"), "--val-list", str(photos / "val.txt"),
+            "--init-model", str(model_file), "--threads", "2", "--batch-size", "2", "--checkpoint-every", "2",
+            "--recipes", *names, "--photo-cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run")]
+    assert train_gpu.main(data + ["--budget", "12"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert list(summary["recipes"]) == names
+    for name in names:
+        run = json.loads((tmp_path / "run" / name / "run.json").read_text())
+        entry = summary["recipes"][name]
+        assert run["finished"] and run["steps"] > 0 and 4 <= run["trained_s"] < 7, "a third of the budget each"
+        assert entry["best"]["val_ciede2000"] == min(h["val_ciede2000"] for h in run["history"])
+        assert json.loads((tmp_path / "run" / name / "best" / "run.json").read_text())["best"]["step"] == entry["best"]["step"]
+    assert summary["recipes"]["regression"]["recipe"]["head"] == "regression"
+    assert [summary["recipes"][n]["recipe"]["mix"] for n in names[1:]] == [0.25, 0.75]
+    assert list((tmp_path / "cache").glob("*.pixels.npy")), "the decoded photos kept for the next run"
+
+    # A cut in the second recipe: its run.json says it is not finished; the resumed portfolio trains it on.
+    second = tmp_path / "run" / names[1] / "run.json"
+    cut = json.loads(second.read_text())
+    first_before = (tmp_path / "run" / names[0] / "run.json").read_text()
+    second.write_text(json.dumps({**cut, "finished": False, "trained_s": 1.0}))
+    assert train_gpu.main(data + ["--budget", "12", "--resume-from", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / names[0] / "run.json").read_text() == first_before, "a finished recipe is kept"
+    resumed = json.loads(second.read_text())
+    assert resumed["finished"] and resumed["steps"] > cut["steps"] and resumed["resumed_from"].endswith(names[1])
