@@ -153,6 +153,22 @@ def export(folder: Path, init_model: str, path: Path, chroma_gain: float | None 
     model.save(path)
 
 
+def run_record(recipe: training.Recipe, model, init_model: str, mse_weights: list[float] | None) -> dict:
+    """What run.json says of every run, whichever launcher made it: the recipe, the colour classes (classification),
+    the rebalancing weights and the model the run started from (its encoder and the frozen layers come from it)."""
+    import keras
+
+    from colorize_core.model import head_of
+
+    classes = None
+    if head_of(model) == "classification":
+        annealed = model.get_layer("annealed_mean")
+        classes = {"centres": annealed.centres.tolist(), "prior": annealed.prior.tolist()}
+    return {"recipe": recipe.to_json(), "classes": classes, "mse_weights": mse_weights,
+            "init_model": os.path.abspath(init_model), "init_model_sha256": file_sha256(init_model),
+            "backend": keras.backend.backend()}
+
+
 def _start(recipe: training.Recipe, photos: PhotoSet, init_model: str, seed: int, previous: dict | None, resume: Path | None):
     """The model a recipe trains, and the regression head's rebalancing weights: from `resume`'s run folder,
     else from `init_model` (training.start_model; colour classes from a sample of the photos' targets)."""
@@ -181,7 +197,7 @@ def train_recipe(recipe: training.Recipe, photos: PhotoSet, val_batches: list, i
     import keras
     from keras import ops
 
-    from colorize_core.model import head_of, training_model
+    from colorize_core.model import training_model
 
     previous = json.loads((resume / "run.json").read_text()) if resume else None
     keras.utils.set_random_seed(seed)
@@ -195,14 +211,9 @@ def train_recipe(recipe: training.Recipe, photos: PhotoSet, val_batches: list, i
     fed = augment.augmenting_trainer(trainer)
     fed.compile(optimizer=optimizer, loss=lambda _, out: ops.mean(loss_fn(*augment.split_output(out))),
                 jit_compile="auto")
-    classes = None
-    if head_of(model) == "classification":
-        annealed = model.get_layer("annealed_mean")
-        classes = {"centres": annealed.centres.tolist(), "prior": annealed.prior.tolist()}
-    run = {"recipe": recipe.to_json(), "classes": classes, "mse_weights": mse_weights,
-           "init_model": os.path.abspath(init_model), "init_model_sha256": file_sha256(init_model),
-           "backend": keras.backend.backend(), "train_photos": len(photos), "val_photos": sum(len(b["L"]) for b in val_batches),
-           "budget_s": budget, "steps": 0, "examples": 0, "trained_s": 0.0, "validating_s": 0.0, "history": []}
+    run = {**run_record(recipe, model, init_model, mse_weights), "train_photos": len(photos),
+           "val_photos": sum(len(b["L"]) for b in val_batches), "budget_s": budget, "steps": 0, "examples": 0,
+           "trained_s": 0.0, "validating_s": 0.0, "history": []}
     if previous:
         run.update({k: previous[k] for k in ("steps", "examples", "trained_s", "validating_s", "compile_s", "history", "best")
                     if k in previous})

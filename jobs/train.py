@@ -73,6 +73,27 @@ def starting_model(args: argparse.Namespace, recipe: training.Recipe, keys: list
     return f"{args.name}/init.keras", mse_weights
 
 
+def write_run_folder(runs: Location, name: str, recipe: training.Recipe, final: str, init_key: str,
+                     mse_weights: list | None, state: dict) -> None:
+    """NAME/ as a run folder of colorize_core.trainer's (run.json, decoder.npz, encoder_BLOCK.npz), beside
+    colorizer.keras: `jobs.train_gpu --out NAME --export` and `--resume-from NAME` read it as they read their own."""
+    import tempfile
+    from pathlib import Path
+
+    from colorize_core import trainer
+    from colorize_core.model_file import load_colorizer
+
+    with tempfile.TemporaryDirectory() as folder:
+        init = os.path.join(folder, "init.keras")
+        open(init, "wb").write(runs.read(init_key))
+        run = {**trainer.run_record(recipe, load_colorizer(init), init, mse_weights), "history": state["history"],
+               "epochs": state["epoch"], "init_model": f"{runs.root}/{init_key}", "launcher": "jobs.train (Ray Train)",
+               "finished": True}
+        trainer.save_run(Path(folder) / "run", load_colorizer(final), recipe, run)
+        for path in sorted((Path(folder) / "run").iterdir()):
+            runs.write_atomic(f"{name}/{path.name}", path.read_bytes())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runtime.prepare_environment()  # before ray is imported
@@ -126,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     with result.checkpoint.as_directory() as folder:
         runs.write_atomic(f"{args.name}/colorizer.keras", open(os.path.join(folder, "colorizer.keras"), "rb").read())
         state = json.load(open(os.path.join(folder, "state.json")))
+        write_run_folder(runs, args.name, recipe, os.path.join(folder, "colorizer.keras"), init_key, mse_weights, state)
     state["recipe"] = recipe.to_json()
     runs.write_atomic(f"{args.name}/metrics.json", json.dumps(state, indent=1).encode())
     print(f"trained to epoch {state['epoch']}; {args.output.rstrip('/')}/{args.name}/colorizer.keras; last: {state['history'][-1]}")

@@ -2,8 +2,10 @@
 Ray), exported, and run by the colorize job with its knobs recorded in every manifest row."""
 import json
 
+import numpy as np
 import pytest
 
+from colorize_core.model import Colorizer
 from colorize_core.model_file import inspect_model_file
 from jobs import colorize, train, train_gpu
 from tests.archive import assert_knobs_work, make_archive
@@ -30,6 +32,14 @@ def test_train_job_each_head_then_colorize(tmp_path, model_file, grey_archive, h
     facts = inspect_model_file(str(model))
     assert facts.head == head and facts.temperature == (0.5 if head == "classification" else None)
     assert_knobs_work(*grey_archive, model, temperature=0.2 if head == "classification" else None, gain=1.5)
+
+    # One run folder for both launchers: jobs.train_gpu exports the Ray Train run as it exports its own.
+    exported = tmp_path / "exported.keras"
+    assert train_gpu.main(["--out", str(runs / head), "--export", str(exported),
+                           "--init-model", str(runs / head / "init.keras")]) == 0
+    L = np.random.default_rng(0).uniform(0, 100, (2, 224, 224, 1)).astype(np.float32)
+    ours, theirs = (Colorizer.load(path).predict(L)[0] for path in (exported, model))
+    assert np.abs(ours - theirs).max() < 1e-4 and np.abs(theirs).max() > 0
 
 
 @pytest.mark.parametrize("head", ["regression", "classification"])
