@@ -105,7 +105,6 @@ def evaluate(source: Location, keys: list[str], out: Path, model_uri: str, model
     out = out.resolve()
     work = Location(str(out / "images"))
     resources = runtime.default_resources(batch_size)
-    precision = runtime.resolve_precision(precision, resources)
 
     made = pipeline.keys_dataset(keys, resources.batch_size).map_batches(
         make_grey_versions, fn_kwargs={"source": source, "work": work, "protocol": protocol},
@@ -138,7 +137,8 @@ def evaluate(source: Location, keys: list[str], out: Path, model_uri: str, model
     summary = {
         **(described or {}), "protocol": protocol, "protocol_description": PROTOCOL_DESCRIPTIONS[protocol],
         "model_name": Path(model_uri).name, "model_path": model_uri, "model_sha256": model.sha256, "head": model.head,
-        "temperature": temperature, "chroma_gain": chroma_gain, "model_size": model_size, "precision": precision,
+        "temperature": temperature, "chroma_gain": chroma_gain, "model_size": model_size,
+        "precision": "+".join(sorted(set(colorized["precision"]))),  # as the model's workers decided it
         "images": len(rows),
         "confidence_spearman": confidence_spearman(rows),
         "not_evaluated": len(failed), "model": metrics.summarize(rows, "model_"),

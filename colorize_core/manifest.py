@@ -50,6 +50,8 @@ SCHEMA = pa.schema([
     ("temperature", pa.float64()),  # the annealed-mean temperature used; NaN for the regression head
     ("chroma_gain", pa.float64()),  # the chroma gain used
     ("model_size", pa.int64()),  # the side of the grey image the network saw (--model-size)
+    ("precision", pa.string()),  # what the model computed in: float32 or bfloat16 (--precision auto: decided per
+    # model worker, runtime.resolve_precision); "" where it did not run
     ("predict_s", pa.float64()),
     ("predict_node", pa.string()),
     ("output_key", pa.string()),  # where the colour image is, relative to --output; "" for an error row

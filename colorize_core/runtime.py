@@ -157,10 +157,21 @@ def cpu_has_amx(cpuinfo: str | None = None) -> bool:
     return any("amx_bf16" in line.split() for line in cpuinfo.splitlines() if line.startswith("flags"))
 
 
-def resolve_precision(precision: str, resources: Resources) -> str:
-    """"auto": bfloat16 (mixed) where the model actors have GPUs, float32 on CPUs. On the H100 bfloat16 was 1.58x
-    float32 at the same batch; on the val split it cost +0.01 dB PSNR and -0.24 CF (benchmarks/RESULTS.md). On
-    CPUs without AMX bfloat16 is emulated and slower."""
+# What "auto" picks on a CPU with AMX. bfloat16 there ran the model 4x faster; it becomes the default only where
+# it moved the val split's figures by at most 0.05 CIEDE2000 and 1% otherwise (MODEL_CARD.md, precision).
+AMX_PRECISION = "bfloat16"
+
+
+def resolve_precision(precision: str, gpus: bool, cpuinfo: str | None = None) -> tuple[str, str]:
+    """The precision the model runs in, and why: the flag's, or for "auto" the one that fits the worker that
+    runs the model (called there: a cluster's nodes differ). GPUs: bfloat16 (mixed; on the H100 1.58x float32
+    at the same batch, +0.01 dB PSNR on the val split). CPUs: AMX_PRECISION where the CPU has AMX
+    (`cpuinfo`: /proc/cpuinfo's text, read when None), float32 where it has none (bfloat16 is emulated there,
+    about 8x slower)."""
     if precision != "auto":
-        return precision
-    return "bfloat16" if resources.gpus_per_actor else "float32"
+        return precision, "as asked"
+    if gpus:
+        return "bfloat16", "bfloat16: the model runs on a GPU"
+    if cpu_has_amx(cpuinfo):
+        return AMX_PRECISION, f"{AMX_PRECISION}: the CPU has AMX"
+    return "float32", "float32: the CPU has no AMX (bfloat16 would be about 8x slower)"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from colorize_core import codec, colour_profile, crashes, lab, metadata
+from colorize_core import codec, colour_profile, crashes, lab, metadata, runtime
 from colorize_core.manifest import ERROR, FOLDER, OK, SKIPPED, TODO
 from colorize_core.storage import DEFAULT_MAX_BYTES, Location, within
 
@@ -46,7 +46,7 @@ class JobSettings:
     run_id: str
     overwrite: bool = False
     jpeg_quality: int = 95
-    precision: str = "float32"
+    precision: str = "auto"  # runtime.PRECISIONS; "auto" is decided by the model's worker (Predictor)
     max_pixels: int = codec.DEFAULT_MAX_PIXELS
     temperature: float | None = None  # the classification head's annealed-mean temperature; None: the model's
     chroma_gain: float | None = None  # applied in recombine (ab times this, L kept); None: the model file's own
@@ -64,6 +64,16 @@ def ragged(arrays: list[np.ndarray]) -> np.ndarray:
     for i, a in enumerate(arrays):
         column[i] = a
     return column
+
+
+def gpu_ids() -> list:
+    """The GPUs Ray gave this worker ([] outside Ray or on a CPU worker)."""
+    try:
+        import ray
+
+        return list(ray.get_gpu_ids()) if ray.is_initialized() else []
+    except (ImportError, RuntimeError):
+        return []
 
 
 def node_id() -> str:
@@ -196,8 +206,11 @@ class Predictor:
         from colorize_core.model import Colorizer  # TensorFlow only in the actors
         from colorize_core.model_file import fetch_model
 
+        # "auto" is decided here, by the worker that runs the model: its GPU, or its CPU's flags.
+        self.precision, why = runtime.resolve_precision(settings.precision, bool(gpu_ids()))
+        print(f"model precision {self.precision} ({why})", flush=True)
         self.colorizer = Colorizer.load(fetch_model(settings.model_uri, settings.model_sha256, settings.model_endpoint),
-                                        settings.precision, settings.temperature, settings.model_size)
+                                        self.precision, settings.temperature, settings.model_size)
         self.chroma_gain = self.colorizer.default_gain if settings.chroma_gain is None else settings.chroma_gain
         self.model_size = settings.model_size
         self.journal = crashes.journal(settings.run_id, settings.failpoints)
@@ -229,7 +242,7 @@ class Predictor:
         temperature = np.nan if self.colorizer.temperature is None else self.colorizer.temperature
         return {**batch, "status": status, "error": error, "ab": ragged(ab), "colour_confidence": confidence, "temperature": np.full(len(todo), temperature),
                 "chroma_gain": np.full(len(todo), self.chroma_gain), "model_size": np.full(len(todo), self.model_size),
-                "predict_s": seconds,
+                "precision": np.where(todo, self.precision, "").astype(object), "predict_s": seconds,
                 "predict_node": np.full(len(todo), node_id(), dtype=object)}
 
 

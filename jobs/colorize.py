@@ -124,13 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     resources = runtime.default_resources(args.batch_size, args.actors, args.cpus_per_actor, args.gpus_per_actor,
                                             args.object_store_mib)
     settings = JobSettings(source, target, args.model, model.sha256, run_id, args.overwrite, args.jpeg_quality,
-                           runtime.resolve_precision(args.precision, resources), args.max_pixels,
+                           args.precision, args.max_pixels,
                            temperature, chroma_gain, args.s3_endpoint, tuple(args.failpoint), args.skip_colour,
                            args.model_size, args.max_bytes)
     knobs = f"temperature {temperature}, " if temperature is not None else ""
     print(f"colorize: {args.input_list or args.input} -> {args.output}; model {args.model} "
           f"(sha256 {model.sha256[:12]}, {model.head} head; {knobs}chroma gain {chroma_gain}; size {args.model_size}), "
-          f"{settings.precision}; "
+          f"precision {runtime.resolve_precision(args.precision, resources.gpus_per_actor > 0)[1]}; "
           f"{resources}", flush=True)
     start = time.perf_counter()
     try:

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     resources = runtime.default_resources(args.batch_size)
     with runtime.native_stderr_to_log(args.verbose):
         results = preview.colorize_each(source, keys, args.out.resolve(), args.model, model, settings, resources,
-                                        runtime.resolve_precision(args.precision, resources), args.s3_endpoint)
+                                        args.precision, args.s3_endpoint)
     html, jpeg = preview.write_sheet(source, keys, args.out.resolve(), Path(args.model).name, results)
     print(f"wrote {html} and {jpeg}")
     return 0

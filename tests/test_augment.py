@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from colorize_core import augment, lab, training
+from colorize_core import runtime
 from colorize_core.runtime import cpu_has_amx
 from tests.conftest import colour_photo
 
@@ -74,3 +75,19 @@ def test_random_crops_differ_step_to_step_and_scale_as_the_recipe_says():
                                         ("fpu vme sse avx2 avx512f avx512_bf16", False), ("", False)])
 def test_amx_is_read_from_the_cpu_flags(flags, has):
     assert cpu_has_amx(f"processor\t: 0\nmodel name\t: a CPU\nflags\t\t: {flags}\n") is has
+
+
+AMX_CPU = "processor\t: 0\nflags\t\t: fpu sse avx512_bf16 amx_bf16 amx_tile\n"
+EPYC = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n"
+
+
+@pytest.mark.parametrize("asked, gpus, cpu, precision, why", [
+    ("auto", True, EPYC, "bfloat16", "GPU"),
+    ("auto", False, AMX_CPU, runtime.AMX_PRECISION, "AMX"),
+    ("auto", False, EPYC, "float32", "no AMX"),
+    ("float32", True, AMX_CPU, "float32", "as asked"),
+    ("bfloat16", False, EPYC, "bfloat16", "as asked"),
+])
+def test_precision_auto_follows_the_model_workers_device_and_cpu(asked, gpus, cpu, precision, why):
+    assert runtime.resolve_precision(asked, gpus, cpu)[0] == precision
+    assert why in runtime.resolve_precision(asked, gpus, cpu)[1]

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from colorize_core import runtime
 from colorize_core.lab import bgr_to_lab, model_input, recombine
 from colorize_core.model_file import load_colorizer
 from jobs import colorize
@@ -19,9 +20,13 @@ def archive(request, tmp_path, archive_inputs) -> Archive:
 
 
 def test_colorize_resume_and_overwrite(archive, archive_inputs, model_file):
-    model = load_colorizer(model_file)
     code, rows = run_job(archive, model_file, "--max-error-fraction", "0.5")
     assert code == 0
+    # --precision auto, decided by the model's worker (a CPU here: bfloat16 if it has AMX), recorded per row.
+    precision = runtime.resolve_precision("auto", gpus=False)[0]
+    assert {r["precision"] for r in rows.values() if r["status"] == "ok"} == {precision}
+    assert {rows[k]["precision"] for k in BAD} == {""}, "the model never ran on them"
+    model = load_colorizer(model_file, precision)
     assert sorted(rows) == sorted(GOOD + BAD), "exactly one row per input"
     assert {k for k, r in rows.items() if r["status"] == "ok"} == set(GOOD)
     assert "corrupt or truncated" in rows["bad/truncated.jpg"]["error"]

@@ -380,7 +380,8 @@ def predict_stand_in(batch: dict[str, np.ndarray], settings: stages.JobSettings)
     rest = {c: v for c, v in batch.items() if c not in ("model_input", "status", "error")}
     return {**rest, "status": status, "error": batch["error"].astype(object), "ab": stages.ragged(ab),
             "colour_confidence": np.full(n, np.nan), "temperature": np.full(n, np.nan),
-            "chroma_gain": np.full(n, 1.0), "model_size": np.full(n, size), "predict_s": np.zeros(n),
+            "chroma_gain": np.full(n, 1.0), "model_size": np.full(n, size), "precision": np.full(n, "float32", dtype=object),
+            "predict_s": np.zeros(n),
             "predict_node": np.full(n, "", dtype=object)}
 
 

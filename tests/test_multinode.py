@@ -56,5 +56,6 @@ def test_model_actors_only_on_the_gpu_node(tmp_path, model_file, archive_inputs)
     rows = {r["key"]: r for r in manifest}
     assert sorted(rows) == sorted(keys) and all(r["status"] == "ok" for r in rows.values())
     assert {r["predict_node"] for r in rows.values()} == {gpu_node}
+    assert {r["precision"] for r in rows.values()} == {"float32"}, "the flag's precision, recorded per row"
     assert {r["decode_node"] for r in rows.values()} == {head_node}
     assert {r["encode_node"] for r in rows.values()} == {head_node}
