@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", default=str(ROOT / "examples"))
     p.add_argument("--input-list")
+    p.add_argument("--limit", type=int, default=512, help="photos decoded (the batches are drawn from them)")
     p.add_argument("--init-model", default=str(ROOT / "models" / "colorizer.keras"))
     p.add_argument("--head", choices=("regression", "classification"), default="regression")
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     from colorize_core.trainer import PhotoSet
 
     source = Location(args.input)
-    photos = PhotoSet.load(source, select_keys(source, None, args.input_list, None), threads=os.cpu_count() or 1)
+    photos = PhotoSet.load(source, select_keys(source, None, args.input_list, args.limit), threads=os.cpu_count() or 1)
     if not len(photos):
         raise SystemExit(f"no photos under {args.input}")
     recipe = training.Recipe(head=args.head, unfreeze=tuple(args.unfreeze), batch_size=args.batch_size,
