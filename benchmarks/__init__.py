@@ -1,0 +1,32 @@
+"""Benchmarks: scripts that print figures (results in RESULTS.md). Each ends with a line `RESULT ...` that names
+the machine and the commit (result_tail)."""
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def commit() -> str:
+    """The repository's commit, short ("unknown" outside a git checkout)."""
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> str:
+    """The CPU's model name, its count, and whether it has AMX."""
+    from colorize_core.runtime import cpu_has_amx
+
+    name = platform.processor() or platform.machine()
+    if os.path.exists("/proc/cpuinfo"):
+        name = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), name)
+    return f"{name}, {os.cpu_count()} CPUs, {'AMX' if cpu_has_amx() else 'no AMX'}"
+
+
+def result_tail() -> str:
+    """The end of every RESULT line: machine and commit."""
+    return f"machine {machine()}; commit {commit()}"

@@ -1,10 +1,13 @@
 """End-to-end images/s of the colorize job against model-only images/s of the same model, and against a
 naive single-process loop, in one run.
 
-    python -m benchmarks.throughput --n 500 --precision float32
+    python -m benchmarks.throughput --n 500 --precision float32 bfloat16 auto
 
-End to end: the job (local Ray, local folders) over N photos from ../shared/datasets/photos, Ray already up;
-it includes starting the model actor and loading the model.
+End to end: the job (local Ray, local folders) over N JPEG photos (the BSDS500 photos of
+../shared/datasets/photos, 481x321, repeated under new names to make N: archives hold JPEG and TIFF masters,
+and the job writes each output in its input's format), Ray already up; it includes starting the model actor
+and loading the model. "auto" is the job's default: the precision the model's worker picks
+(runtime.resolve_precision).
 Naive loop: one process, one batch at a time: read + decode, predict, recombine + encode + write (the job's
 own stage functions, no Ray), model load included.
 Model only: the same model file predicting ready 224x224 batches in this process.
@@ -13,34 +16,40 @@ Figures are ratios from the same run, since these machines are noisy.
 import argparse
 import csv
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks import ROOT, result_tail
 from colorize_core import runtime
 from colorize_core.lab import MODEL_SIZE
-from colorize_core.model_file import inspect_model_file, load_colorizer, resolve_knobs
+from colorize_core.model_file import DEFAULT_MODEL, inspect_model_file, load_colorizer, resolve_knobs
 from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode
 from colorize_core.storage import Location
 from jobs import colorize
 
-ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT.parent / "shared" / "datasets" / "photos"
 
 
-def copy_photos(n: int, folder: Path) -> int:
-    with open(PHOTOS / "MANIFEST.csv") as f:
-        paths = [row["path"] for row in csv.DictReader(f)][:n]
-    for path in paths:
-        (folder / path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(PHOTOS / path, folder / path)
-    return len(paths)
+def copy_photos(n: int, folder: Path, photos: Path = PHOTOS) -> int:
+    """N JPEGs of `photos` (its MANIFEST.csv's .jpg rows, repeated as copy-K/... where there are fewer) into `folder`."""
+    with open(photos / "MANIFEST.csv") as f:
+        jpegs = [row["path"] for row in csv.DictReader(f) if row["path"].lower().endswith((".jpg", ".jpeg"))]
+    if not jpegs:
+        raise SystemExit(f"no JPEG photos in {photos}/MANIFEST.csv")
+    for i in range(n):
+        path = jpegs[i % len(jpegs)]
+        target = folder / (path if i < len(jpegs) else f"copy-{i // len(jpegs)}/{path}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(photos / path, target)
+    return n
 
 
 def model_only(model_path: str, precision: str, batch_size: int, batches: int) -> float:
-    model = load_colorizer(model_path, precision)
+    model = load_colorizer(model_path, runtime.resolve_precision(precision, gpus=False)[0])
     x = np.random.default_rng(0).uniform(0, 100, (batch_size, MODEL_SIZE, MODEL_SIZE, 1)).astype(np.float32)
     model.predict_on_batch(x)  # trace and warm up
     start = time.perf_counter()
@@ -65,17 +74,18 @@ def naive_loop(folder_in: Path, folder_out: Path, model_path: str, precision: st
     return len(keys) / (time.perf_counter() - start)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=64, help="photos to colorize end to end")
-    p.add_argument("--precision", nargs="+", default=["float32", "bfloat16"])
+    p.add_argument("--precision", nargs="+", choices=runtime.PRECISIONS, default=["float32", "bfloat16"])
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--model", default=colorize.DEFAULT_MODEL)
-    args = p.parse_args()
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--photos", type=Path, default=PHOTOS, help="a folder with MANIFEST.csv (column path)")
+    args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="colorize-bench-"))
-    n = copy_photos(args.n, work / "in")
+    n = copy_photos(args.n, work / "in", args.photos)
     runtime.start_ray()
-    print(f"{n} photos from {PHOTOS}, batch size {args.batch_size}, model {args.model}")
+    print(f"{n} JPEG photos from {args.photos}, batch size {args.batch_size}, model {args.model}")
     for precision in args.precision:
         start = time.perf_counter()
         code = colorize.main(["--input", str(work / "in"), "--output", str(work / f"out-{precision}"),
@@ -84,11 +94,13 @@ def main() -> None:
         assert code == 0
         naive = naive_loop(work / "in", work / f"naive-{precision}", args.model, precision, args.batch_size)
         alone = model_only(args.model, precision, args.batch_size, max(2, n // args.batch_size))
-        print(f"RESULT {precision}: end-to-end {end_to_end:.2f} images/s, naive loop {naive:.2f}, model only "
-              f"{alone:.2f}; end-to-end / model only {end_to_end / alone:.2f}, end-to-end / naive "
-              f"{end_to_end / naive:.2f}", flush=True)
+        picked = runtime.resolve_precision(precision, gpus=False)[0]
+        print(f"RESULT throughput {precision} ({picked}), {n} photos: end-to-end {end_to_end:.2f} images/s, naive loop "
+              f"{naive:.2f}, model only {alone:.2f}; end-to-end / model only {end_to_end / alone:.2f}, end-to-end / "
+              f"naive {end_to_end / naive:.2f}; {result_tail()}", flush=True)
     shutil.rmtree(work)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,32 +10,12 @@ goal of issue 23: at least 0.9 on a CPU. Prints one line a round and a final RES
 """
 import argparse
 import os
-import platform
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def machine() -> str:
-    from colorize_core.runtime import cpu_has_amx
-
-    name = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
-    return f"{name}, {os.cpu_count()} CPUs{', AMX' if cpu_has_amx() else ''}"
+from benchmarks import ROOT, result_tail
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     fed_rate, ready_rate = (float(np.median(rates[k])) for k in ("photo_fed", "ready"))
     print(f"RESULT train_throughput head={args.head} precision={args.precision} unfreeze={'+'.join(args.unfreeze) or '-'} "
           f"batch={args.batch_size} backend={keras.backend.backend()}: photo-fed {fed_rate:.2f} images/s, ready batches "
-          f"{ready_rate:.2f}, ratio {fed_rate / ready_rate:.3f}; {len(photos)} photos; {machine()}; commit {commit()}")
+          f"{ready_rate:.2f}, ratio {fed_rate / ready_rate:.3f}; {len(photos)} photos; {result_tail()}")
     return 0
 
 

@@ -70,6 +70,8 @@ def starting_model(args: argparse.Namespace, recipe: training.Recipe, keys: list
     with tempfile.TemporaryDirectory() as folder:
         model.save(os.path.join(folder, "init.keras"))
         runs.write_atomic(f"{args.name}/init.keras", open(os.path.join(folder, "init.keras"), "rb").read())
+    # Beside it, what a resumed run needs too: the regression head's rebalancing weights come from the photos.
+    runs.write_atomic(f"{args.name}/start.json", json.dumps({"mse_weights": mse_weights}).encode())
     return f"{args.name}/init.keras", mse_weights
 
 
@@ -119,8 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     val_keys = val_keys[: args.val_limit]
     recipe = training.Recipe.from_args(args)
     runtime.start_ray()
-    init_key, mse_weights = (f"{args.name}/init.keras", None) if args.resume and runs.exists(f"{args.name}/init.keras") \
-        else starting_model(args, recipe, keys, source, runs)
+    if args.resume and runs.exists(f"{args.name}/start.json"):
+        init_key, mse_weights = f"{args.name}/init.keras", json.loads(runs.read(f"{args.name}/start.json"))["mse_weights"]
+    else:
+        init_key, mse_weights = starting_model(args, recipe, keys, source, runs)
     datasets = {"train": pipeline.keys_dataset(keys, 8).map_batches(
         training.training_photos, fn_kwargs={"source": source}, batch_format="numpy")}
     if val_keys:
