@@ -1,6 +1,7 @@
-"""The training recipe, once: examples (augmentation and data preparation), the colour classes, the model to
-train, its loss, and validation. Two launchers run it: jobs/train.py on Ray Train (many workers, checkpoints
-and resume) and jobs/train_gpu.py on one GPU without Ray (JAX or TensorFlow).
+"""The training recipe, once: the recipes and the portfolio, the photos stage (the examples themselves are made
+in the training step: augment.py), the colour classes, the model to train, its loss, the learning-rate
+schedule, and validation. Two launchers run it: jobs/train.py on Ray Train (many workers, checkpoints and
+resume) and jobs/train_gpu.py in one process on a GPU or an AMX CPU (colorize_core/trainer.py; JAX or TensorFlow).
 
 Keras 3's `fit` fails under TensorFlow's MultiWorkerMirroredStrategy (keras-team/keras#20585), so the Ray
 Train step is written here: model and optimizer built in the strategy's scope, a tf.function step run on
