@@ -22,7 +22,7 @@ def archive(request, tmp_path, archive_inputs) -> Archive:
 def test_colorize_resume_and_overwrite(archive, archive_inputs, model_file):
     code, rows = run_job(archive, model_file, "--max-error-fraction", "0.5")
     assert code == 0
-    # --precision auto, decided by the model's worker (a CPU here: bfloat16 if it has AMX), recorded per row.
+    # --precision auto, decided by the model's worker (a CPU here), recorded per row.
     precision = runtime.resolve_precision("auto", gpus=False)[0]
     assert {r["precision"] for r in rows.values() if r["status"] == "ok"} == {precision}
     assert {rows[k]["precision"] for k in BAD} == {""}, "the model never ran on them"
