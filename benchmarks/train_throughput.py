@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from colorize_core import augment, training
     from colorize_core.model import training_model
-    from colorize_core.model_file import load_colorizer
+    from colorize_core.model_file import DTYPE_POLICIES, load_colorizer
     from colorize_core.storage import Location, select_keys
     from colorize_core.trainer import PhotoSet
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no photos under {args.input}")
     recipe = training.Recipe(head=args.head, unfreeze=tuple(args.unfreeze), batch_size=args.batch_size,
                              precision=args.precision, learning_rate=1e-5)
-    keras.config.set_dtype_policy({"float32": "float32", "bfloat16": "mixed_bfloat16"}[args.precision])
+    keras.config.set_dtype_policy(DTYPE_POLICIES[args.precision])
     rng = np.random.default_rng(0)
     init = load_colorizer(args.init_model, args.precision)
     targets = training.targets_of(*photos.batch(rng, 64)[:2], rng) if training.needs_targets(init, recipe) else []

@@ -170,6 +170,10 @@ def at_size(model, size: int):
     return resized
 
 
+# Keras's dtype policy for each precision: the mixed ones keep float32 weights.
+DTYPE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
 def load_colorizer(path: str | Path, precision: str = "float32", size: int | None = None):
     """Load a colorizer .keras file in safe mode (no arbitrary code) as a keras.Model; precision "bfloat16"
     computes in bf16; `size` (default: the file's, 224) the input's side (at_size).
@@ -183,7 +187,7 @@ def load_colorizer(path: str | Path, precision: str = "float32", size: int | Non
     model = keras.saving.load_model(path, safe_mode=True, compile=False)
     if size is not None:
         model = at_size(model, size)
-    policy = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[precision]
+    policy = DTYPE_POLICIES[precision]
     for layer in model._flatten_layers(include_self=False, recursive=True):
         # The class logits and their softmax stay float32: ~300 classes need the precision.
         if not isinstance(layer, (AnnealedMean, Confidence)) and layer.name != "ab_logits":

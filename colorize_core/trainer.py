@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from colorize_core import augment, training
-from colorize_core.model_file import file_sha256
+from colorize_core.model_file import DTYPE_POLICIES, file_sha256
 from colorize_core.storage import Location
 
 
@@ -172,8 +172,6 @@ def run_record(recipe: training.Recipe, model, init_model: str, mse_weights: lis
 def _start(recipe: training.Recipe, photos: PhotoSet, init_model: str, seed: int, previous: dict | None, resume: Path | None):
     """The model a recipe trains, and the regression head's rebalancing weights: from `resume`'s run folder,
     else from `init_model` (training.start_model; colour classes from a sample of the photos' targets)."""
-    import keras
-
     from colorize_core.model_file import load_colorizer
 
     if previous:
@@ -186,23 +184,25 @@ def _start(recipe: training.Recipe, photos: PhotoSet, init_model: str, seed: int
         rng = np.random.default_rng(seed)
         pixels, sizes, _ = photos.batch(rng, min(len(photos), training.CLASS_SAMPLE))
         targets = training.targets_of(pixels, sizes, rng)
-    keras.utils.set_random_seed(seed)
     return training.start_model(init, recipe, targets)
 
 
 def train_recipe(recipe: training.Recipe, photos: PhotoSet, val_batches: list, init_model: str, out: Path,
                  budget: float, validate_every: float, seed: int = 0, resume: Path | None = None,
                  log=print) -> dict:
-    """Train one recipe for `budget` seconds (those of a resumed run included), writing its run folder `out`."""
+    """Train one recipe for `budget` seconds (those of a resumed run included), writing its run folder `out`;
+    a run resumed from `resume` takes that run's recipe."""
     import keras
     from keras import ops
 
     from colorize_core.model import training_model
 
     previous = json.loads((resume / "run.json").read_text()) if resume else None
+    if previous:  # a resumed run goes on with its own recipe
+        recipe = training.Recipe.from_json(previous["recipe"])
     keras.utils.set_random_seed(seed)
     # New layers (a new head) compute in the recipe's precision too; load_colorizer sets it on loaded ones.
-    keras.config.set_dtype_policy({"float32": "float32", "bfloat16": "mixed_bfloat16"}[recipe.precision])
+    keras.config.set_dtype_policy(DTYPE_POLICIES[recipe.precision])
     model, mse_weights = _start(recipe, photos, init_model, seed, previous, resume)
     training.set_trainable(model, recipe.unfreeze)
     trainer = training_model(model)

@@ -50,6 +50,11 @@ class Recipe:
     def to_json(self) -> dict:
         return {**asdict(self), "unfreeze": list(self.unfreeze)}
 
+    @classmethod
+    def from_json(cls, fields: dict) -> "Recipe":
+        """The recipe a run.json or a Ray Train config holds (to_json's)."""
+        return cls(**{**fields, "unfreeze": tuple(fields["unfreeze"])})
+
 
 # The portfolio a prepared run trains (tools/gpu_train.sh, tools/cpu_train.sh): what differs between its recipes.
 # The launcher's flags give the rest (unfrozen blocks, learning rate, batch size, precision).
@@ -90,17 +95,12 @@ def stack(examples: list, shape: tuple) -> np.ndarray:
     return np.array(examples, np.float32).reshape(-1, *shape)
 
 
-def decode_photo(source: Location, key: str, max_side: int | None = None) -> np.ndarray | None:
-    """A training photo, BGR; its short side brought down to `max_side` if given; None if unreadable."""
+def decode_photo(source: Location, key: str) -> np.ndarray | None:
+    """A training photo, BGR; None if unreadable."""
     try:
-        image, _ = codec.decode(source.read(key))
+        return codec.decode(source.read(key))[0]
     except (codec.ImageError, OSError):
         return None
-    if max_side and min(image.shape[:2]) > max_side:
-        h, w = image.shape[:2]
-        scale = max_side / min(h, w)
-        image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    return image
 
 
 def training_photos(batch: dict[str, np.ndarray], source: Location) -> dict[str, np.ndarray]:
@@ -280,7 +280,7 @@ def train_loop_per_worker(config: dict) -> None:
     from colorize_core.model_file import load_colorizer
 
     context = ray.train.get_context()
-    recipe = Recipe(**{**config["recipe"], "unfreeze": tuple(config["recipe"]["unfreeze"])})
+    recipe = Recipe.from_json(config["recipe"])
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     global_batch = recipe.batch_size * context.get_world_size()
     checkpoint = ray.train.get_checkpoint()

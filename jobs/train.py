@@ -88,10 +88,11 @@ def write_run_folder(runs: Location, name: str, recipe: training.Recipe, final: 
     with tempfile.TemporaryDirectory() as folder:
         init = os.path.join(folder, "init.keras")
         open(init, "wb").write(runs.read(init_key))
-        run = {**trainer.run_record(recipe, load_colorizer(init), init, mse_weights), "history": state["history"],
+        model = load_colorizer(final)  # its colour classes are the init model's: the run trained on them
+        run = {**trainer.run_record(recipe, model, init, mse_weights), "history": state["history"],
                "epochs": state["epoch"], "init_model": f"{runs.root}/{init_key}", "launcher": "jobs.train (Ray Train)",
                "finished": True}
-        trainer.save_run(Path(folder) / "run", load_colorizer(final), recipe, run)
+        trainer.save_run(Path(folder) / "run", model, recipe, run)
         for path in sorted((Path(folder) / "run").iterdir()):
             runs.write_atomic(f"{name}/{path.name}", path.read_bytes())
 

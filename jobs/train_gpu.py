@@ -14,7 +14,6 @@ a run folder goes on to the same --budget (the schedule where it was; Adam's mom
 builds the .keras file from a run folder, its encoder from --init-model.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -75,10 +74,7 @@ def train(args: argparse.Namespace) -> dict:
     if args.recipes:
         return train_portfolio(training.portfolio(args.recipes, base), photos, val_batches, args.init_model, args.out,
                                args.budget, args.checkpoint_every, args.seed, args.resume_from, log)
-    previous = json.loads((args.resume_from / "run.json").read_text()) if args.resume_from else None
-    recipe = training.Recipe(**{**previous["recipe"], "unfreeze": tuple(previous["recipe"]["unfreeze"])}) \
-        if previous else base
-    return {"recipes": {"": train_recipe(recipe, photos, val_batches, args.init_model, args.out, args.budget,
+    return {"recipes": {"": train_recipe(base, photos, val_batches, args.init_model, args.out, args.budget,
                                          args.checkpoint_every, args.seed, args.resume_from, log)}}
 
 
