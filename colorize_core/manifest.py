@@ -40,6 +40,7 @@ SCHEMA = pa.schema([
     ("width", pa.int64()),
     ("height", pa.int64()),
     ("bytes_in", pa.int64()),
+    ("input_sha256", pa.string()),  # of the bytes read ("" where nothing was read: skipped, refused unread)
     ("input_profile", pa.string()),  # what was done with its ICC profile ("" none: read as sRGB), e.g. "grey
     # profile converted to sRGB"; the output of a converted input carries the sRGB profile
     ("input_chroma", pa.float64()),  # the input's colour beyond a single tone (lab.lightness): ~0 for grey and
@@ -56,7 +57,11 @@ SCHEMA = pa.schema([
     ("predict_node", pa.string()),
     ("output_key", pa.string()),  # where the colour image is, relative to --output; "" for an error row
     ("bytes_out", pa.int64()),
+    ("output_sha256", pa.string()),  # of the bytes written ("" where nothing was): what jobs.verify checks
     ("metadata", pa.string()),  # what of the original's metadata was carried into the output
+    ("sidecar_key", pa.string()),  # the output's XMP sidecar (KEY.xmp), where its format cannot hold the record
+    ("sidecar_sha256", pa.string()),
+    ("c2pa", pa.string()),  # signed (C2PA content credentials, --c2pa-cert) or none
     ("encode_s", pa.float64()),
     ("write_s", pa.float64()),
     ("encode_node", pa.string()),

@@ -45,6 +45,21 @@ def _dead_here(holder: dict) -> bool:
     return False
 
 
+def _live(holder: dict, stale_s: float) -> bool:
+    """Whether the lock's holder is a live run: refreshed within `stale_s`, and not a run here that has ended."""
+    return time.time() - float(holder.get("heartbeat", 0)) < stale_s and not _dead_here(holder)
+
+
+def live_holder(output: Location) -> str | None:
+    """Which live run holds the output's lock ("run ID (host H, pid P)"), or None: for readers of the output
+    that must not read it while a run writes (jobs.verify)."""
+    try:
+        holder = json.loads(output.read(KEY))
+    except (FileNotFoundError, OSError, ValueError):
+        return None
+    return _describe(holder) if _live(holder, STALE_S) else None
+
+
 def _describe(holder: dict) -> str:
     return f"run {holder.get('run_id')} (host {holder.get('host')}, pid {holder.get('pid')})"
 
@@ -76,7 +91,7 @@ class RunLock:
         if not self.output.create_exclusive(KEY, self._content()):
             holder = self._holder() or {}
             age = time.time() - float(holder.get("heartbeat", 0))
-            if age < self.stale_s and not _dead_here(holder):
+            if _live(holder, self.stale_s):
                 raise LockHeld(
                     f"another run is writing into {self.output.uri}: {_describe(holder)}, its lock {KEY} refreshed "
                     f"{age:.0f} s ago. Wait for it to finish. If it died, its lock goes stale {self.stale_s:.0f} s "

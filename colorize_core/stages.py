@@ -7,6 +7,7 @@ already under --skip-colour) and
 ERROR rows pass through untouched, so every input ends as exactly one manifest row (the columns and statuses
 are declared in manifest.py).
 """
+import hashlib
 import os
 import re
 import time
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from colorize_core import codec, colour_profile, crashes, lab, metadata, runtime
+from colorize_core import codec, colour_profile, crashes, credentials, lab, label, metadata, runtime
 from colorize_core.manifest import ERROR, FOLDER, OK, SKIPPED, TODO
 from colorize_core.storage import DEFAULT_MAX_BYTES, Location, within
 
@@ -29,6 +30,7 @@ BYTES_PER_PIXEL = 24  # a decode or encode task's peak per pixel of the one imag
 EMPTY_L = np.zeros((0, 0), np.float32)
 EMPTY_AB = np.zeros((0, 0, 2), np.float32)
 SOFTWARE = "colorize"
+SIDECAR = ".xmp"  # an output's XMP sidecar is its key and this (photo.bmp.xmp): never two outputs' one name
 
 
 class RefusedOutput(ValueError):
@@ -55,6 +57,10 @@ class JobSettings:
     skip_colour: float | None = None  # inputs whose colour measure (lab.lightness) is above this are left alone
     model_size: int = lab.MODEL_SIZE  # the side of the L the network sees (lab.MODEL_SIZES)
     max_bytes: int = DEFAULT_MAX_BYTES  # larger inputs are refused unread (--max-bytes)
+    digital_source_type: str = metadata.DIGITAL_SOURCE_TYPE  # what every output's XMP says it is (IPTC's term)
+    caption_note: str = metadata.CAPTION_NOTE  # appended to each output's description; "" for none
+    label: str = ""  # a visible line of text in a corner of each output's pixels (--label); "" for none
+    signing: credentials.SigningKey | None = None  # C2PA: every output signed with it (--c2pa-cert, --c2pa-key)
 
 
 def ragged(arrays: list[np.ndarray]) -> np.ndarray:
@@ -150,8 +156,8 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
     Rows whose output exists already become SKIPPED without reading anything (resume), unless overwrite: the
     batch's `skip` column says which (pipeline: from one listing of the output); without it, each key is asked.
     """
-    rows = {c: [] for c in ("status", "error", "format", "bit_depth", "width", "height", "bytes_in", "input_profile",
-                            "input_chroma", "decode_s")}
+    rows = {c: [] for c in ("status", "error", "format", "bit_depth", "width", "height", "bytes_in", "input_sha256",
+                            "input_profile", "input_chroma", "decode_s")}
     Ls, inputs, alphas, exvs, iccs = [], [], [], [], []
     skip = batch["skip"] if "skip" in batch else [None] * len(batch["key"])
     journal = crashes.journal(settings.run_id, settings.failpoints)
@@ -159,6 +165,7 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
     for key, skip_key in zip(batch["key"], skip):
         start = time.perf_counter()
         status, error, fmt, depth, width, height, size, profile, chroma, L = TODO, "", "", 0, 0, 0, 0, "", 0.0, EMPTY_L
+        sha256 = ""
         alpha, exv, icc = EMPTY_L, b"", b""
         try:
             if reason := unsafe_key_reason(key):
@@ -171,7 +178,7 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
                 status, error = ERROR, crashes.crash_error("decode")
             else:
                 data = settings.input.read(key, settings.max_bytes)
-                size = len(data)
+                size, sha256 = len(data), hashlib.sha256(data).hexdigest()  # fixity: the bytes as read
                 with journal.handling("decode", [key]):  # a native crash in here is this key's (crashes.py)
                     opened = open_original(data, settings.max_pixels)
                 L, chroma, fmt, depth, alpha, exv, icc, profile = (opened.L, opened.chroma, opened.fmt, opened.depth,
@@ -189,7 +196,7 @@ def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict
         # L travels on to recombine as uint16 fixed point: half the object-store bytes of float32. Every row's
         # L, empty ones too, is uint16: Ray gives a column of arrays one dtype, and mixed ones would be cast.
         Ls.append(lab.L_to_fixed(L)), alphas.append(alpha), exvs.append(exv), iccs.append(icc)
-        for column, value in zip(rows, (status, error, fmt, depth, width, height, size, profile, chroma,
+        for column, value in zip(rows, (status, error, fmt, depth, width, height, size, sha256, profile, chroma,
                                         time.perf_counter() - start)):
             rows[column].append(value)
     return {"key": batch["key"], **{c: np.array(v) for c, v in rows.items()}, "L": ragged(Ls),
@@ -246,50 +253,92 @@ class Predictor:
                 "predict_node": np.full(len(todo), node_id(), dtype=object)}
 
 
-def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dict[str, np.ndarray]:
-    """CPU stage: predicted ab onto the ORIGINAL full-resolution L, encode in the input's format, write.
+def reopen_original(settings: JobSettings, key: str, sha256: str) -> Opened:
+    """A scan not carried from the decode stage (CARRY_PIXELS), opened again the same way; OSError if its bytes
+    are no longer those the decode stage read (the original changed while the job ran)."""
+    data = settings.input.read(key, settings.max_bytes)
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise OSError(f"the original changed while the job ran (sha256 {sha256[:12]} when decoded): run again")
+    return open_original(data, settings.max_pixels)
 
-    Returns the manifest rows: the heavy image columns are dropped here.
+
+def record_of(settings: JobSettings, key: str, input_sha256: str, when: str) -> metadata.Record:
+    """What the output of `key` says of how it was made and from what."""
+    return metadata.Record(SOFTWARE, settings.model_uri.rsplit("/", 1)[-1], settings.model_sha256, when, key,
+                           input_sha256, settings.digital_source_type, settings.caption_note)
+
+
+def described(data: bytes, fmt: str, exv: bytes, icc: bytes, record: metadata.Record) -> metadata.Carried:
+    """metadata.carry; where the original's metadata cannot be carried, the record alone (exiv2 still writes
+    it), so that no output goes out without saying what it is: failing that too, the row is an error."""
+    try:
+        return metadata.carry(data, fmt, exv, icc, record)
+    except metadata.exiv2.Exiv2Error as e:  # the colour is still worth having: say what did not come
+        carried = metadata.carry(data, fmt, b"", icc, record)
+        return metadata.Carried(carried.data, f"record only; the original's not carried: "
+                                f"{e.args[-1] if e.args else e}", carried.sidecar)
+
+
+def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dict[str, np.ndarray]:
+    """CPU stage: predicted ab onto the ORIGINAL full-resolution L, encode in the input's format, describe
+    (metadata.carry), write (an XMP sidecar first where the format cannot hold the record).
+
+    Returns the manifest rows, with the sha256 of what was written: the heavy image columns are dropped here.
     """
     n = len(batch["key"])
     status, error = batch["status"].astype(object), batch["error"].astype(object)
     bytes_out, encode_s, write_s = np.zeros(n, np.int64), np.zeros(n), np.zeros(n)
-    carried = np.full(n, "", dtype=object)
-    record = {"software": SOFTWARE, "model": settings.model_uri.rsplit("/", 1)[-1],
-              "model_sha256": settings.model_sha256, "when": str(np.datetime64("now", "s")) + "Z"}
+    carried, output_sha256 = np.full(n, "", dtype=object), np.full(n, "", dtype=object)
+    sidecar_key, sidecar_sha256 = np.full(n, "", dtype=object), np.full(n, "", dtype=object)
+    signed = np.full(n, credentials.NONE, dtype=object)
+    when = str(np.datetime64("now", "s")) + "Z"
     journal = crashes.journal(settings.run_id, settings.failpoints)
     crashed, _ = journal.crashed("encode")
     for i in np.flatnonzero(status == TODO):
-        if batch["key"][i] in crashed:
+        key, fmt = batch["key"][i], batch["format"][i]
+        if key in crashed:
             status[i], error[i] = ERROR, crashes.crash_error("encode")
             continue
         try:
             start = time.perf_counter()
-            with journal.handling("encode", [batch["key"][i]]):  # a native crash in here is this key's
+            with journal.handling("encode", [key]):  # a native crash in here is this key's
                 L, alpha, exv, icc = batch["L"][i], batch["alpha"][i], batch["exv"][i], batch["icc"][i]
-                if lands_in_input(settings, batch["key"][i]):
+                if lands_in_input(settings, key):
                     raise RefusedOutput(LANDS_IN_INPUT)
                 if not L.size:  # a scan, not carried (CARRY_PIXELS): opened again, the same way
-                    opened = open_original(settings.input.read(batch["key"][i], settings.max_bytes),
-                                           settings.max_pixels)
+                    opened = reopen_original(settings, key, batch["input_sha256"][i])
                     L, alpha, exv, icc = lab.L_to_fixed(opened.L), opened.alpha, opened.exv, opened.icc
                     del opened
                 dtype = np.uint16 if batch["bit_depth"][i] == 16 else np.uint8
                 image = lab.recombine(L, batch["ab"][i], dtype, batch["chroma_gain"][i])
                 del L
-                data = codec.encode(image, batch["format"][i], settings.jpeg_quality, alpha if alpha.size else None)
+                if settings.label:
+                    image = label.draw(image, settings.label)
+                data = codec.encode(image, fmt, settings.jpeg_quality, alpha if alpha.size else None)
                 del image
-                try:
-                    data, carried[i] = metadata.carry(data, batch["format"][i], exv, icc, record)
-                except metadata.exiv2.Exiv2Error as e:  # the colour is still worth having: say what did not come
-                    carried[i] = f"not carried: {e.args[-1] if e.args else e}"
+                record = record_of(settings, key, batch["input_sha256"][i], when)
+                described_output = described(data, fmt, exv, icc, record)
+                data, carried[i] = described_output.data, described_output.what
+                if settings.signing is not None and fmt in credentials.MEDIA_TYPES:  # last: nothing is written after
+                    data, signed[i] = credentials.sign(data, fmt, record, settings.signing), credentials.SIGNED
             encode_s[i] = time.perf_counter() - start
             start = time.perf_counter()
-            settings.output.write_atomic(batch["key"][i], data)
+            if described_output.sidecar:  # before the output: an output that is there has its sidecar (resume)
+                sidecar_key[i] = key + SIDECAR
+                settings.output.write_atomic(sidecar_key[i], described_output.sidecar)
+                sidecar_sha256[i] = hashlib.sha256(described_output.sidecar).hexdigest()
+            settings.output.write_atomic(key, data)
             write_s[i] = time.perf_counter() - start
-            status[i], bytes_out[i] = OK, len(data)
+            status[i], bytes_out[i], output_sha256[i] = OK, len(data), hashlib.sha256(data).hexdigest()
         except Exception as e:  # whatever one image does, it is that image's row; the rest of the batch goes on
             status[i], error[i] = ERROR, error_text(e)
+            if sidecar_key[i]:  # written, but its output was not: no sidecar without its output
+                try:
+                    settings.output.delete(sidecar_key[i])
+                except OSError:
+                    pass
+            sidecar_key[i] = sidecar_sha256[i] = ""
+            signed[i] = credentials.NONE
     manifest = {c: v for c, v in batch.items() if c not in ("L", "ab", "alpha", "exv", "icc")}
     return {
         **manifest,
@@ -297,7 +346,11 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
         "status": status,
         "error": error,
         "bytes_out": bytes_out,
+        "output_sha256": output_sha256,
         "metadata": carried,
+        "sidecar_key": sidecar_key,
+        "sidecar_sha256": sidecar_sha256,
+        "c2pa": signed,
         "encode_s": encode_s,
         "write_s": write_s,
         "encode_node": np.full(n, node_id(), dtype=object),

@@ -4,6 +4,7 @@ S3 credentials come from the standard AWS chain (environment, ~/.aws, instance p
 (or AWS_ENDPOINT_URL) points at an S3-compatible server such as SeaweedFS or MinIO.
 """
 import csv
+import hashlib
 import io
 import os
 import stat
@@ -215,6 +216,29 @@ class Location:
             raise RefusedInput(f"{info.st_size:,} bytes is over the limit of {max_bytes:,} (--max-bytes): not read")
         with open(real, "rb") as f:
             return f.read()
+
+    def sha256(self, key: str, chunk: int = 1 << 20) -> str:
+        """The sha256 of the object at `key`, read a chunk at a time (memory flat whatever its size): for the
+        fixity audit. FileNotFoundError if nothing is there, OSError if it cannot be read."""
+        digest = hashlib.sha256()
+        if self.is_s3:
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            bucket, name = self.bucket_and_key(key)
+            try:
+                for part in self.s3.get_object(Bucket=bucket, Key=name)["Body"].iter_chunks(chunk):
+                    digest.update(part)
+            except ClientError as e:
+                if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    raise FileNotFoundError(f"s3://{bucket}/{name}") from None
+                raise OSError(f"cannot read s3://{bucket}/{name}: {e}") from None
+            except BotoCoreError as e:
+                raise OSError(f"cannot read s3://{bucket}/{name}: {e}") from None
+        else:
+            with open(self.path(key), "rb") as f:
+                while part := f.read(chunk):
+                    digest.update(part)
+        return digest.hexdigest()
 
     def _read_s3(self, key: str, max_bytes: int | None, attempts: int = 5) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError, IncompleteReadError, ResponseStreamingError

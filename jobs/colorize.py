@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timezone
 
 from jobs import add_input_flags, add_model_stage_flags, model_and_knobs, settings_from_environment
-from colorize_core import codec, crashes, manifest, pipeline, runtime
+from colorize_core import codec, crashes, credentials, manifest, metadata, pipeline, runtime
 from colorize_core.progress import Progress
 from colorize_core.stages import JobSettings
 from colorize_core.storage import (DEFAULT_MAX_BYTES, IMAGE_EXTENSIONS, KeySource, Location, StorageGone,
@@ -51,6 +51,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--object-store-mib", type=int,
                    help="cap on the object store the job's images in flight may hold; it keeps memory flat however "
                         "many inputs (default 512 per model actor)")
+    p.add_argument("--digital-source-type", default=metadata.DIGITAL_SOURCE_TYPE, metavar="TERM",
+                   help="what each output's XMP says it is, a term of IPTC's digital source type vocabulary or its URI "
+                        "(default compositeWithTrainedAlgorithmicMedia: colour made by a trained model on the "
+                        "original's lightness; README, Archival use)")
+    p.add_argument("--caption-note", default=metadata.CAPTION_NOTE, metavar="TEXT",
+                   help="a sentence appended to each output's description (dc:description, IPTC Caption-Abstract); "
+                        "{software}, {model} and {model_sha256} are filled in; '' turns it off (default: "
+                        f"{metadata.CAPTION_NOTE!r})".replace("%", "%%"))
+    p.add_argument("--label", default="", metavar="TEXT",
+                   help="write TEXT visibly in a small band in the bottom-left corner of each output (default: none)")
+    p.add_argument("--c2pa-cert", metavar="CHAIN.pem",
+                   help="sign every output with C2PA content credentials: the signing certificate, then its CA "
+                        "certificates (needs --c2pa-key and pip install '.[c2pa]'; README, Archival use)")
+    p.add_argument("--c2pa-key", metavar="KEY.pem", help="the signing certificate's private key (PKCS#8, ES256)")
     p.add_argument("--failpoint", nargs="+", type=crashes.parse_failpoint, default=[], metavar="STAGE:KEY",
                    help="for tests: make STAGE (decode, predict or encode) abort its process while it handles KEY, "
                         "to show that the job isolates such a key (docs/architecture.md)")
@@ -66,6 +80,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--{name.replace('_', '-')} must be 0 or more")
     if args.skip_colour is not None and not (math.isfinite(args.skip_colour) and args.skip_colour >= 0):
         p.error("--skip-colour must be a number, at least 0")
+    try:
+        args.digital_source_type = metadata.source_type_uri(args.digital_source_type)
+        metadata.Record("", "", "", "", "", "", caption_note=args.caption_note).note()
+    except ValueError as e:
+        p.error(f"--digital-source-type: {e}")
+    except (KeyError, IndexError) as e:
+        p.error(f"--caption-note {args.caption_note!r}: unknown placeholder {e}; use {{software}}, {{model}} or "
+                "{model_sha256}, and {{ }} for a brace")
+    if bool(args.c2pa_cert) != bool(args.c2pa_key):
+        p.error("--c2pa-cert and --c2pa-key go together: give both, or neither")
     if not 0 <= args.max_error_fraction <= 1:  # NaN fails too
         p.error("--max-error-fraction must be between 0 and 1")
     for flag in ("input", "output", "input_list"):
@@ -107,6 +131,7 @@ def describe_input_list(uri: str, endpoint: str | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     model, temperature, chroma_gain = model_and_knobs(args)
+    signing = credentials.load(args.c2pa_cert, args.c2pa_key) if args.c2pa_cert else None  # before any work
     source, target = check_locations(args)
     extensions = None if args.extensions.strip() == "*" else tuple(
         e.strip().lower() if e.strip().startswith(".") else "." + e.strip().lower() for e in args.extensions.split(","))
@@ -126,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = JobSettings(source, target, args.model, model.sha256, run_id, args.overwrite, args.jpeg_quality,
                            args.precision, args.max_pixels,
                            temperature, chroma_gain, args.s3_endpoint, tuple(args.failpoint), args.skip_colour,
-                           args.model_size, args.max_bytes)
+                           args.model_size, args.max_bytes, digital_source_type=args.digital_source_type,
+                           caption_note=args.caption_note, label=args.label, signing=signing)
     knobs = f"temperature {temperature}, " if temperature is not None else ""
     print(f"colorize: {args.input_list or args.input} -> {args.output}; model {args.model} "
           f"(sha256 {model.sha256[:12]}, {model.head} head; {knobs}chroma gain {chroma_gain}; size {args.model_size}), "
