@@ -69,3 +69,18 @@ def test_a_folder_of_100_megapixel_scans_at_batch_128_on_a_memory_limited_ray(tm
         assert (header.width, header.height) == (12000, 8400)
     code, rows = run_job(archive, model_file)  # every one is there: a rerun skips them all
     assert code == 0 and {r["status"] for r in rows.values()} == {"skipped"} and len(rows) == 48
+
+
+def test_a_scan_that_changes_between_its_two_reads_is_an_error_row(tmp_path, model_file, monkeypatch):
+    """A scan opened again by the encode stage must be the bytes the decode stage hashed (input_sha256): an
+    original replaced meanwhile would otherwise get the colour of another picture."""
+    archive = make_archive("local", tmp_path, None, "changed", {"scan.jpg": scan(1200, 900)})
+    monkeypatch.setattr(stages, "CARRY_PIXELS", 100_000)
+    settings = stages.JobSettings(Location(archive.input), Location(archive.output), str(model_file),
+                                  file_sha256(model_file), "changed")
+    decoded = stages.read_and_decode({"key": np.array(["scan.jpg"], dtype=object)}, settings)
+    assert decoded["L"][0].size == 0, "not carried: opened again"
+    archive.put("scan.jpg", scan(1200, 900, seed=7))
+    rows = stages.encode_and_write(stages.Predictor(settings)(decoded), settings)
+    assert list(rows["status"]) == ["error"] and "the original changed while the job ran" in rows["error"][0]
+    assert not Location(archive.output).exists("scan.jpg")
