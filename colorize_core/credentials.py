@@ -7,10 +7,12 @@ model's name and sha256. No thumbnail: c2pa adds one by default, about 235 KB on
 
 Optional: `pip install '.[c2pa]'` (c2pa-python, the C2PA's own library) and --c2pa-cert / --c2pa-key.
 """
+import datetime as dt
 import io
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 from colorize_core import metadata
 
@@ -130,3 +132,46 @@ def load(cert_path: str, key_path: str) -> SigningKey:
                          "must be PKCS#8 ES256, P-256, and the certificate's key usage digitalSignature with an "
                          "extended key usage c2pa accepts, e.g. emailProtection)") from None
     return signing
+
+
+def make_test_chain(folder: Path, *, expired: bool = False, lone: bool = False) -> tuple[str, str, bytes]:
+    """A test root CA and an ES256 signing certificate it issued, as c2pa wants them, written into `folder` as
+    chain.pem and signer.key: (chain path, key path, root PEM). For tests and benchmarks, never for an archive's
+    outputs (README, Archival use: where a real chain comes from). `expired`: the signing certificate's validity
+    ended yesterday; `lone`: a self-signed certificate alone, as C2PA refuses."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "colorize test chain")])
+
+    usage = dict(content_commitment=False, key_encipherment=False, data_encipherment=False, key_agreement=False,
+                 encipher_only=False, decipher_only=False)
+    now = dt.datetime.now(dt.timezone.utc)
+    root_key, signer_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    root = (x509.CertificateBuilder().subject_name(name("Test root CA")).issuer_name(name("Test root CA"))
+            .public_key(root_key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, **usage), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False)
+            .sign(root_key, hashes.SHA256()))
+    start = now - dt.timedelta(days=10 if expired else 1)
+    issuer, issuer_key = (name("Signer"), signer_key) if lone else (root.subject, root_key)
+    signer = (x509.CertificateBuilder().subject_name(name("Signer")).issuer_name(issuer)
+              .public_key(signer_key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(start).not_valid_after(start + dt.timedelta(days=9 if expired else 30))
+              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+              .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=False, crl_sign=False, **usage), critical=True)
+              .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+              .add_extension(x509.SubjectKeyIdentifier.from_public_key(signer_key.public_key()), critical=False)
+              .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
+              .sign(issuer_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    chain, key = folder / "chain.pem", folder / "signer.key"
+    chain.write_bytes(signer.public_bytes(pem) + (b"" if lone else root.public_bytes(pem)))
+    key.write_bytes(signer_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return str(chain), str(key), root.public_bytes(pem)

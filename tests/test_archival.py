@@ -3,13 +3,15 @@ an XMP sidecar where the format holds none), every byte read and written has its
 fixity audit finds what changed, went missing or does not belong, and C2PA content credentials validate."""
 import datetime as dt
 import hashlib
+import shutil
+import subprocess
 
 import cv2
 import exiv2
 import numpy as np
 import pytest
 
-from colorize_core import metadata
+from colorize_core import credentials, metadata
 from colorize_core.storage import Location
 from jobs import verify
 from tests.archive import decode_any, make_archive, run_job
@@ -87,6 +89,10 @@ def test_outputs_say_they_are_machine_made_name_their_original_and_carry_sha256s
     assert not [k for k in read_metadata(archive.get("plain.bmp")) if k != "icc"], "nothing written into the BMP"
     assert all(rows[k]["sidecar_key"] == "" for k in given if not k.endswith(".bmp"))
     assert all(row["c2pa"] == "none" for row in rows.values())
+    if shutil.which("exiv2"):  # the README's way to read it back: Debian's exiv2 command (.ci/run installs it)
+        printed = subprocess.run(["exiv2", "-pa", f"{archive.output}/scan.jpg"], capture_output=True, text=True).stdout
+        assert "Xmp.iptcExt.DigitalSourceType" in printed and metadata.DIGITAL_SOURCE_TYPE in printed, printed
+        assert "Xmp.xmpMM.DerivedFrom/stRef:filePath" in printed and rows["scan.jpg"]["input_sha256"] in printed
 
     # The archive's own words: another source type, another caption note (then none), and the run says so.
     code, rows = run_job(archive, model_file, "--overwrite", "--digital-source-type", "digitalCreation",
@@ -151,52 +157,10 @@ def test_verify_finds_the_changed_the_missing_and_the_unexpected(tmp_path, s3_se
 
 # --- C2PA ---------------------------------------------------------------------------------------------------
 
-def certificate_chain(tmp_path, *, expired: bool = False, lone: bool = False) -> tuple[str, str, bytes]:
-    """A test root CA and an ES256 signing certificate it issued, as c2pa wants them; (chain path, key path, root
-    PEM). `expired`: the signing certificate's validity ended yesterday; `lone`: a self-signed certificate alone."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
-                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Colorize test archive")])
-
-    usage = dict(content_commitment=False, key_encipherment=False, data_encipherment=False, key_agreement=False,
-                 encipher_only=False, decipher_only=False)
-    now = dt.datetime.now(dt.timezone.utc)
-    root_key, signer_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    root = (x509.CertificateBuilder().subject_name(name("Test root CA")).issuer_name(name("Test root CA"))
-            .public_key(root_key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, **usage), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False)
-            .sign(root_key, hashes.SHA256()))
-    start = now - dt.timedelta(days=10 if expired else 1)
-    issuer, issuer_key = (name("Signer"), signer_key) if lone else (root.subject, root_key)
-    signer = (x509.CertificateBuilder().subject_name(name("Signer")).issuer_name(issuer)
-              .public_key(signer_key.public_key()).serial_number(x509.random_serial_number())
-              .not_valid_before(start).not_valid_after(start + dt.timedelta(days=9 if expired else 30))
-              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-              .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=False, crl_sign=False, **usage), critical=True)
-              .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
-              .add_extension(x509.SubjectKeyIdentifier.from_public_key(signer_key.public_key()), critical=False)
-              .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
-              .sign(issuer_key, hashes.SHA256()))
-    pem = serialization.Encoding.PEM
-    chain, key = tmp_path / "chain.pem", tmp_path / "signer.key"
-    chain.write_bytes(signer.public_bytes(pem) + (b"" if lone else root.public_bytes(pem)))
-    key.write_bytes(signer_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    return str(chain), str(key), root.public_bytes(pem)
-
-
 def test_c2pa_credentials_validate_on_jpeg_png_and_tiff(tmp_path, model_file):
     pytest.importorskip("c2pa")
-    from colorize_core import credentials
 
-    chain, key, root = certificate_chain(tmp_path)
+    chain, key, root = credentials.make_test_chain(tmp_path)
     given = {k: v for k, v in inputs().items() if k.startswith("scan.")}
     archive = make_archive("local", tmp_path, None, "c2pa", given)
     code, rows = run_job(archive, model_file, "--c2pa-cert", chain, "--c2pa-key", key)
@@ -230,11 +194,11 @@ def test_c2pa_credentials_that_cannot_sign_stop_the_job_before_any_work(tmp_path
     archive = make_archive("local", tmp_path, None, "c2pa-bad", {"a.jpg": cv2.imencode(".jpg", grey())[1].tobytes()})
     for folder in ("good", "expired", "lone"):
         (tmp_path / folder).mkdir()
-    good_chain, _, _ = certificate_chain(tmp_path / "good")
+    good_chain, _, _ = credentials.make_test_chain(tmp_path / "good")
     garbage = tmp_path / "garbage.key"
     garbage.write_bytes(b"-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
-    cases = {"the signing certificate is valid from .* not now: renew it": certificate_chain(tmp_path / "expired", expired=True),
-             "a lone self-signed certificate, which C2PA refuses": certificate_chain(tmp_path / "lone", lone=True),
+    cases = {"the signing certificate is valid from .* not now: renew it": credentials.make_test_chain(tmp_path / "expired", expired=True),
+             "a lone self-signed certificate, which C2PA refuses": credentials.make_test_chain(tmp_path / "lone", lone=True),
              "c2pa cannot sign with them": (good_chain, str(garbage)),
              "cannot read .*no-such.pem": (str(tmp_path / "no-such.pem"), str(garbage))}
     for message, (chain, key, *_) in cases.items():
