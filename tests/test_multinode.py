@@ -2,7 +2,8 @@
 
 The worker is labelled like a GPU node: it declares a GPU (and an accelerator_type resource, as Ray does on
 real GPU nodes) and only the CPU the model actor reserves. The job's defaults then put one model actor per GPU
-there, and the decode and encode tasks on the head. The manifest's *_node columns say where each step ran.
+there, and the decode tasks on the head; the encode tasks too, but for the last ones, which may run there once
+the actor is gone. The manifest's *_node columns say where each step ran.
 """
 import json
 import os
@@ -58,4 +59,9 @@ def test_model_actors_only_on_the_gpu_node(tmp_path, model_file, archive_inputs)
     assert {r["predict_node"] for r in rows.values()} == {gpu_node}
     assert {r["precision"] for r in rows.values()} == {"float32"}, "the flag's precision, recorded per row"
     assert {r["decode_node"] for r in rows.values()} == {head_node}
-    assert {r["encode_node"] for r in rows.values()} == {head_node}
+    # The actor holds the GPU node's one CPU while it lives; Ray Data ends it once the last batch is predicted,
+    # and an encode task may then take that CPU (right on a real GPU node: a free CPU is used). So the head
+    # encodes, and the GPU node at most the rows of the batches predicted last.
+    encoded_on_gpu_node = [k for k in keys if rows[k]["encode_node"] == gpu_node]
+    assert {r["encode_node"] for r in rows.values()} <= {head_node, gpu_node}
+    assert len(encoded_on_gpu_node) < len(keys), "the head encodes while the actor holds the GPU node's CPU"
