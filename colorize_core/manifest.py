@@ -7,6 +7,7 @@ them back. A stage that adds or drops a column without declaring it here fails t
 A run's folder is complete once it holds _COMPLETE.json, written last (after every row is in Parquet): a run
 stopped or killed part-way leaves Parquet files but no marker, and read_all skips it and says so.
 """
+import builtins
 import json
 import os
 import tempfile
@@ -30,11 +31,20 @@ MARKER = "_COMPLETE.json"  # Parquet readers (pyarrow, DuckDB globs of *.parquet
 # Status of a row: "todo" while the stages work on it; every row ends "ok", "skipped" or "error".
 TODO, OK, SKIPPED, ERROR = "todo", "ok", "skipped", "error"
 FINAL_STATUSES = (OK, SKIPPED, ERROR)
+# What kind of error an error row is: a short fixed vocabulary (the error text says the rest), for counting
+# failures by cause in the manifest, the metrics (monitoring.py) and the review gallery alike.
+UNREADABLE, REFUSED, STORAGE, CRASHED, OTHER = "unreadable", "refused", "storage", "crashed", "other"
+ERROR_KINDS = (UNREADABLE, REFUSED, STORAGE, CRASHED, OTHER)
+# An error text's start (the exception's type name, as stages.error_text writes it) -> its kind; first match.
+KIND_OF_START = (("Crashed:", CRASHED), ("ImageError: refused key", REFUSED), ("RefusedInput:", REFUSED),
+                 ("RefusedOutput:", REFUSED), ("ImageError:", UNREADABLE), ("HeaderError:", UNREADABLE),
+                 ("folder cannot be listed", STORAGE))
 
 SCHEMA = pa.schema([
     ("key", pa.string()),  # the input, relative to --input
     ("status", pa.string()),  # ok, skipped (output there already, or --skip-colour), error
     ("error", pa.string()),  # why, for an error row, or "already in colour" for a row --skip-colour skipped
+    ("error_kind", pa.string()),  # an error row's ERROR_KINDS (error_kind()); "" for the others
     ("format", pa.string()),  # the input's format, from its bytes (jpeg, png, tiff, webp, bmp)
     ("bit_depth", pa.int64()),  # 8 or 16 bits a channel
     ("width", pa.int64()),
@@ -73,6 +83,22 @@ SCHEMA = pa.schema([
 COLUMNS = tuple(SCHEMA.names)
 
 
+def error_kind(status: str, error: str) -> str:
+    """An error row's kind (ERROR_KINDS) from its error text; "" for a row that is not an error."""
+    if status != ERROR:
+        return ""
+    for start, kind in KIND_OF_START:
+        if error.startswith(start):
+            return kind
+    exception = getattr(builtins, error.split(":", 1)[0], None)  # OSError and its kin: the storage's
+    return STORAGE if isinstance(exception, type) and issubclass(exception, OSError) else OTHER
+
+
+def error_kinds(statuses, errors) -> np.ndarray:
+    """error_kind() of each row: the manifest's error_kind column."""
+    return np.array([error_kind(s, e) for s, e in zip(statuses, errors)], dtype=object)
+
+
 def to_table(rows: dict[str, np.ndarray]) -> pa.Table:
     """A batch of finished manifest rows (encode_and_write's output) as a table of exactly SCHEMA (NaN stays
     NaN: "not applicable" reads the same in every block). ValueError names a column made but not declared."""
@@ -93,7 +119,8 @@ def noted_rows(keys: list[str], statuses: list[str], reasons: list[str], **same:
     their key, status and reason, `same` (model, model_sha256, run_id) on every row, the rest empty."""
     empty = {pa.string(): "", pa.int64(): 0, pa.float64(): np.nan}
     now = np.datetime64("now", "ms")
-    columns = {"key": keys, "status": statuses, "error": reasons, **{k: [v] * len(keys) for k, v in same.items()}}
+    columns = {"key": keys, "status": statuses, "error": reasons, "error_kind": error_kinds(statuses, reasons),
+               **{k: [v] * len(keys) for k, v in same.items()}}
     return pa.table([pa.array(columns.get(f.name, [now if f.type == pa.timestamp("ms") else empty[f.type]] * len(keys)),
                               type=f.type) for f in SCHEMA], schema=SCHEMA)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from colorize_core import codec, colour_profile, crashes, credentials, lab, label, metadata, runtime
-from colorize_core.manifest import ERROR, FOLDER, OK, SKIPPED, TODO
+from colorize_core.manifest import ERROR, FOLDER, OK, SKIPPED, TODO, error_kinds
 from colorize_core.storage import DEFAULT_MAX_BYTES, Location, within
 
 ALREADY_COLOUR = "already in colour"  # a skipped row's reason, with --skip-colour
@@ -345,6 +345,7 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
         "output_key": np.where(status == ERROR, "", batch["key"]).astype(object),
         "status": status,
         "error": error,
+        "error_kind": error_kinds(status, error),
         "bytes_out": bytes_out,
         "output_sha256": output_sha256,
         "metadata": carried,

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow.fs as pafs
 import pytest
 
-from colorize_core import manifest
+from colorize_core import crashes, manifest, stages
 from colorize_core.model_file import file_sha256
 from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode
 from colorize_core.storage import Location
@@ -31,6 +31,29 @@ def test_the_stages_make_exactly_the_declared_columns(tmp_path, model_file):
     assert set(table.column("status").to_pylist()) <= set(manifest.FINAL_STATUSES)
     assert manifest.counts({"status": np.array([r["status"] for r in by_key.values()])}) == \
         {manifest.OK: 1, manifest.SKIPPED: 0, manifest.ERROR: 1}
+
+
+def test_each_error_row_has_its_kind_from_the_fixed_vocabulary(tmp_path, model_file):
+    """The stages' own errors, each of its kind; skipped and ok rows have none."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bad.jpg").write_bytes(b"not an image")
+    photo = (EXAMPLES / "boats.jpg").read_bytes()
+    (tmp_path / "in" / "big.png").write_bytes(photo + b"x")
+    (tmp_path / "in" / "ok.jpg").write_bytes(photo)
+    settings = JobSettings(Location(str(tmp_path / "in")), Location(str(tmp_path / "out")), str(model_file),
+                           file_sha256(model_file), "t", max_bytes=len(photo))
+    keys = ["bad.jpg", "big.png", "missing.jpg", "_manifest/x.jpg", "ok.jpg"]
+    rows = encode_and_write(Predictor(settings)(read_and_decode({"key": np.array(keys, dtype=object)}, settings)),
+                            settings)
+    kinds = dict(zip(rows["key"], rows["error_kind"]))
+    assert kinds == {"bad.jpg": manifest.UNREADABLE, "big.png": manifest.REFUSED, "missing.jpg": manifest.STORAGE,
+                     "_manifest/x.jpg": manifest.REFUSED, "ok.jpg": ""}
+    assert manifest.error_kind(manifest.ERROR, crashes.crash_error("decode")) == manifest.CRASHED
+    assert manifest.error_kind(manifest.ERROR, stages.error_text(KeyError("a bug"))) == manifest.OTHER
+    assert manifest.error_kind(manifest.SKIPPED, stages.ALREADY_COLOUR) == ""
+    noted = manifest.noted_rows(["a/", "._b.jpg"], [manifest.ERROR, manifest.SKIPPED],
+                                ["folder cannot be listed (Permission denied)", "hidden"])
+    assert noted.column("error_kind").to_pylist() == [manifest.STORAGE, ""]
 
 
 def test_an_undeclared_column_is_refused(tmp_path, model_file):
