@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from colorize_core import crashes, manifest, stages
+from colorize_core.monitoring import RunMetrics
 from colorize_core.progress import Progress
 from colorize_core.run_lock import RunLock
 from colorize_core.runtime import Resources
@@ -154,6 +155,8 @@ def colorize_dataset(keys: list[str], settings: JobSettings, resources: Resource
         .map_batches(encode_and_write, fn_kwargs={"settings": settings}, batch_size=resources.batch_size,
                      batch_format="numpy", memory=memory)
     )
+    # Ray Data's own metrics then carry the run's id (dataset="RUN_ID_..."), as its manifest folder does.
+    dataset.set_name(settings.run_id)
     # The object-store cap, on this dataset's own copy of the DataContext (not the process-wide one).
     options = dataset.context.execution_options
     options.resource_limits = options.resource_limits.copy(object_store_memory=resources.object_store_bytes)
@@ -161,12 +164,13 @@ def colorize_dataset(keys: list[str], settings: JobSettings, resources: Resource
 
 
 def run(chunks: Iterable[list[str]], settings: JobSettings, resources: Resources,
-        progress: Progress | None = None, passed: PassedOver | None = None, may_repeat: bool = False) -> RunSummary:
+        progress: Progress | None = None, passed: PassedOver | None = None, may_repeat: bool = False,
+        metrics: RunMetrics | None = None) -> RunSummary:
     """The chain over the keys `chunks` yields (storage.KeySource.chunks(), or [keys]), a wave at a time, its
     manifest written under the output and marked complete, holding the output's run lock meanwhile (LockHeld if
     another run holds it). `passed`, filled as the keys are listed, get rows of their own; with `may_repeat` (an
     input list) a key given twice is done once. `progress`, if given, counts the keys and the finished rows and
-    shows them. StorageGone if the storage goes away for good: the manifest files written so far stay, the run is
+    shows them; `metrics`, if given, exports them (monitoring.py). StorageGone if the storage goes away for good: the manifest files written so far stay, the run is
     not marked complete, and the rows not yet written are saved locally (the exception says where)."""
     lock = RunLock(settings.output, settings.run_id).acquire()
     writer = manifest.ManifestWriter(settings.output, settings.run_id)
@@ -178,6 +182,8 @@ def run(chunks: Iterable[list[str]], settings: JobSettings, resources: Resources
     def on_rows(rows) -> None:
         if progress is not None:
             progress.rows(rows)
+        if metrics is not None:
+            metrics.rows(rows)
         # A storage error in this batch: ask the storages once whether they are still there (StorageGone if not,
         # after the driver's retries), rather than let every remaining key fail the same way.
         if any(e.startswith("OSError") for e in rows.column("error").to_pylist()):
@@ -188,18 +194,23 @@ def run(chunks: Iterable[list[str]], settings: JobSettings, resources: Resources
         if passed:
             rows = manifest.noted_rows(*map(list, zip(*passed)), **same)
             summary.owed += rows.num_rows
+            if metrics is not None:
+                metrics.taken(rows.num_rows)
             passed.clear()
             writer.add(rows)
             on_rows(rows)
 
     try:
         done = None if settings.overwrite else retrying(lambda: DoneKeys(settings.output))
-        for wave in waves(chunks if progress is None else progress.keys(chunks), FIRST_WAVE_KEYS, WAVE_KEYS):
+        chunks = chunks if progress is None else progress.keys(chunks)
+        for wave in waves(chunks if metrics is None else metrics.keys(chunks), FIRST_WAVE_KEYS, WAVE_KEYS):
             if seen is not None:
                 taken = seen.first_times(wave)
                 summary.repeated += len(wave) - len(taken)
                 wave = taken
             summary.owed += len(wave)
+            if metrics is not None:
+                metrics.taken(len(wave))
             if wave:
                 manifest.write(colorize_dataset(wave, settings, resources, done), writer, on_rows)
             write_passed()
@@ -214,5 +225,7 @@ def run(chunks: Iterable[list[str]], settings: JobSettings, resources: Resources
         crashes.remove_journal(settings.run_id)  # this node's; other nodes' are a few empty files in their /tmp
         if progress is not None:
             progress.close()
+        if metrics is not None:
+            metrics.ended()
         lock.release()
     return summary

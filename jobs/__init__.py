@@ -109,7 +109,8 @@ def settings_from_environment(parser, prefix: str = "COLORIZE_"):
         if action.nargs == 0:  # a switch such as --overwrite
             if text.lower() not in ("1", "true", "yes", "0", "false", "no", ""):
                 parser.error(f"{name}={text!r}: use 1/true/yes or 0/false/no")
-            value = text.lower() in ("1", "true", "yes")
+            on = text.lower() in ("1", "true", "yes")
+            value = on if action.const else not on  # COLORIZE_NO_METRICS=1 turns a store_false switch's value off
         else:
             value = text.split() if action.nargs in ("+", "*") else text
             try:

@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timezone
 
 from jobs import add_input_flags, add_model_stage_flags, model_and_knobs, settings_from_environment
-from colorize_core import codec, crashes, credentials, manifest, metadata, pipeline, runtime
+from colorize_core import codec, crashes, credentials, manifest, metadata, monitoring, pipeline, runtime
 from colorize_core.progress import Progress
 from colorize_core.stages import JobSettings
 from colorize_core.storage import (DEFAULT_MAX_BYTES, IMAGE_EXTENSIONS, KeySource, Location, StorageGone,
@@ -68,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--failpoint", nargs="+", type=crashes.parse_failpoint, default=[], metavar="STAGE:KEY",
                    help="for tests: make STAGE (decode, predict or encode) abort its process while it handles KEY, "
                         "to show that the job isolates such a key (docs/architecture.md)")
+    p.add_argument("--no-metrics", dest="metrics", action="store_false",
+                   help="export no metrics of the job's own to Prometheus (default: on; operator guide, Watching a run)")
     p.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray started here)")
     p.add_argument("--verbose", action="store_true",
                    help="show Ray's and the workers' logs here too (they are always in Ray's log folder)")
@@ -161,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         with runtime.native_stderr_to_log(args.verbose):
-            summary = pipeline.run(keys.chunks(), settings, resources, Progress(), passed, bool(args.input_list))
+            metrics = monitoring.RunMetrics(run_id, args.max_error_fraction) if args.metrics else None
+            summary = pipeline.run(keys.chunks(), settings, resources, Progress(), passed, bool(args.input_list),
+                                   metrics)
     except StorageGone as e:
         print(f"ERROR: the storage went away and did not come back: {e}\nThe outputs written so far are whole; "
               f"the manifest files written so far are in {manifest.folder_of(target, run_id)}, and the run is not "
