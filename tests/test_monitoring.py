@@ -1,20 +1,26 @@
 """Watching a run: the job's metrics scraped from a real Ray's metrics port on 127.0.0.1 (monitoring.py), and the
 Kubernetes monitoring (k8s/monitoring.yaml: PodMonitor, PrometheusRule) and the Grafana dashboard checked
 against the Prometheus Operator's CRD schemas and against the metric names that scrape saw."""
-import os
+import copy
+import json
+import re
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+import jsonschema
+import promql_parser
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from colorize_core import manifest, monitoring
 from colorize_core.storage import Location
 from jobs.local_s3 import free_port
 from tests import ray_cluster
+from tests.test_kubernetes import CRDS, MANIFESTS, SCHEMAS, closed, cluster_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = 5  # photos beside one bad file
@@ -82,3 +88,135 @@ def test_the_job_exports_its_counts_by_status_and_kind_tagged_with_its_run_id(sc
     datasets = {s.labels["dataset"] for name, found in samples.items() if name.startswith("ray_data_")
                 for s in found if "dataset" in s.labels}
     assert datasets and all(d.startswith(run_id) for d in datasets), datasets
+
+
+# --- k8s/monitoring: the PodMonitor, the alert rules and the dashboard ---
+
+MONITORING = ROOT / "k8s" / "monitoring"
+OPERATOR_CRDS = Path(__file__).resolve().parent / "schemas" / "prometheus-operator"
+CRD_FILES = {"PodMonitor": "monitoring.coreos.com_podmonitors.yaml",
+             "PrometheusRule": "monitoring.coreos.com_prometheusrules.yaml"}
+# Metrics of the KubeRay operator (1.4 or later), scraped from the operator, not from Ray: the one alert that
+# must outlive the job (its RayJob failed) reads it. No test here can run the operator: its name and labels are
+# those of KubeRay's metrics reference; its one label value is checked against KubeRay's own RayJob CRD.
+KUBERAY_OPERATOR_METRICS = {"kuberay_job_deployment_status"}
+DASHBOARD_VARIABLES = {"$run_id": "20261202T000000000000Z", "${datasource}": "prometheus", "$__rate_interval": "2m"}
+
+
+def monitoring_objects() -> dict[str, dict]:
+    return {o["kind"]: o for path in sorted(MONITORING.glob("*.yaml")) for o in yaml.safe_load_all(path.read_text())}
+
+
+def operator_schema(kind: str) -> dict:
+    crd = yaml.safe_load((OPERATOR_CRDS / CRD_FILES[kind]).read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    return closed(version["schema"]["openAPIV3Schema"])
+
+
+def selectors(expression: str, grouped_by: set[str] | None = None) -> list:
+    """The vector selectors of a PromQL expression, through promql_parser's syntax tree (a parse error raises);
+    the labels its aggregations and vector matches group by are added to `grouped_by`."""
+    found, stack = [], [promql_parser.parse(expression)]
+    grouped_by = set() if grouped_by is None else grouped_by
+    while stack:
+        node = stack.pop()
+        if isinstance(node, promql_parser.VectorSelector):
+            found.append(node)
+        elif isinstance(node, promql_parser.MatrixSelector):
+            stack.append(node.vector_selector)
+        elif isinstance(node, promql_parser.BinaryExpr):
+            stack += [node.lhs, node.rhs]
+            if node.modifier is not None and node.modifier.matching is not None:
+                grouped_by.update(node.modifier.matching.labels)
+        elif isinstance(node, promql_parser.AggregateExpr):
+            stack += [node.expr] + ([node.param] if node.param is not None else [])
+            if node.modifier is not None:
+                grouped_by.update(node.modifier.labels)
+        elif isinstance(node, promql_parser.Call):
+            stack += list(node.args)
+        elif isinstance(node, (promql_parser.ParenExpr, promql_parser.UnaryExpr, promql_parser.SubqueryExpr)):
+            stack.append(node.expr)
+    return found
+
+
+def rule_and_panel_expressions() -> dict[str, str]:
+    """Every PromQL expression of the alert rules and the dashboard (its variables filled in), by where it is."""
+    rules = monitoring_objects()["PrometheusRule"]["spec"]["groups"]
+    found = {f"alert {r['alert']}": r["expr"] for group in rules for r in group["rules"]}
+    dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    # Grafana's label_values(METRIC, LABEL) is not PromQL: as the selector it stands for, METRIC{LABEL!=""}.
+    metric, label = re.fullmatch(r"label_values\((\w+), (\w+)\)", dashboard["templating"]["list"][1]["query"]["query"]).groups()
+    queries = [("variable run_id", f'{metric}{{{label}!=""}}')]
+    queries += [(f"panel {p['title']!r} {t['refId']}", t["expr"]) for p in dashboard["panels"] for t in p.get("targets", [])]
+    for where, expression in queries:
+        for name, value in DASHBOARD_VARIABLES.items():
+            expression = expression.replace(name, value)
+        found[where] = expression
+    return found
+
+
+@pytest.mark.skipif(not OPERATOR_CRDS.is_dir(), reason=f"no Prometheus Operator CRDs at {OPERATOR_CRDS}")
+def test_the_podmonitor_and_rules_match_the_prometheus_operator_schemas():
+    objects = monitoring_objects()
+    assert set(objects) == set(CRD_FILES)
+    for kind, manifest in objects.items():
+        assert manifest["apiVersion"] == "monitoring.coreos.com/v1"
+        jsonschema.validate(manifest, operator_schema(kind))
+    misspelt = copy.deepcopy(objects["PodMonitor"])
+    misspelt["spec"]["podMetricsEndpoint"] = misspelt["spec"].pop("podMetricsEndpoints")
+    with pytest.raises(jsonschema.ValidationError, match="podMetricsEndpoint"):
+        jsonschema.validate(misspelt, operator_schema("PodMonitor"))
+    no_expression = copy.deepcopy(objects["PrometheusRule"])
+    del no_expression["spec"]["groups"][0]["rules"][0]["expr"]
+    with pytest.raises(jsonschema.ValidationError, match="expr"):
+        jsonschema.validate(no_expression, operator_schema("PrometheusRule"))
+
+
+def test_every_ray_pod_exposes_the_port_the_podmonitor_scrapes():
+    monitor = monitoring_objects()["PodMonitor"]["spec"]
+    (endpoint,) = monitor["podMetricsEndpoints"]
+    labels = monitor["selector"]["matchLabels"]
+    for path in MANIFESTS:
+        cluster = cluster_spec(yaml.safe_load(path.read_text()))
+        for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+            template = group["template"]
+            ours = {k: v for k, v in labels.items() if not k.startswith("ray.io/")}  # KubeRay adds ray.io/ labels
+            assert ours.items() <= template["metadata"]["labels"].items(), path.name
+            ports = {p["name"]: p["containerPort"] for p in template["spec"]["containers"][0].get("ports", [])}
+            assert str(ports.get(endpoint["port"])) == group["rayStartParams"]["metrics-export-port"], path.name
+
+
+def test_every_metric_a_rule_or_panel_uses_is_one_the_job_run_exported(scraped):
+    """A renamed metric, tag or status breaks this test, not a dashboard at 3 a.m."""
+    _, samples = scraped
+    expressions = rule_and_panel_expressions()
+    assert len([w for w in expressions if w.startswith("alert")]) == 3 and len(expressions) > 15
+    for where, expression in expressions.items():
+        grouped_by: set[str] = set()
+        used = selectors(expression, grouped_by)
+        on_them = {label for s in used for sample in samples.get(s.name, []) for label in sample.labels}
+        if not {s.name for s in used} & KUBERAY_OPERATOR_METRICS:
+            assert grouped_by <= on_them | {"le"}, f"{where}: grouped by {grouped_by - on_them}, not a label they have"
+        for selector in used:
+            assert selector.name in set(samples) | KUBERAY_OPERATOR_METRICS, f"{where}: {selector.name} not exported"
+            if selector.name in KUBERAY_OPERATOR_METRICS:
+                continue
+            labels = {label for s in samples[selector.name] for label in s.labels}
+            for matcher in selector.matchers.matchers:
+                assert matcher.name in labels, f"{where}: {selector.name} has no label {matcher.name}"
+                values = {s.labels[matcher.name] for s in samples[selector.name] if matcher.name in s.labels}
+                if matcher.op == promql_parser.MatchOp.Equal and matcher.name != "run_id":
+                    assert matcher.value in values, f"{where}: {selector.name}{{{matcher.name}={matcher.value!r}}}"
+    names = {s.name for e in expressions.values() for s in selectors(e)}
+    assert {"ray_object_store_memory", "ray_data_output_rows"} <= names, "object store and Ray Data panels"
+    assert {n for n in monitoring.EXPORTED if not n.endswith(("_sum", "_count"))} - {
+        "ray_colorize_run_start_time_seconds"} <= names | {"ray_colorize_stage_seconds_bucket"}
+
+
+@pytest.mark.skipif(not SCHEMAS.is_dir(), reason=f"KubeRay CRD schemas not found at {SCHEMAS}")
+def test_the_rayjob_alert_names_a_deployment_status_kuberay_has():
+    rule = next(r for g in monitoring_objects()["PrometheusRule"]["spec"]["groups"] for r in g["rules"]
+                if r["alert"] == "ColorizeRayJobFailed")
+    (selector,) = selectors(rule["expr"])
+    (status,) = [m.value for m in selector.matchers.matchers if m.name == "deployment_status"]
+    assert f"- {status}\n" in (SCHEMAS / CRDS["RayJob"]).read_text(), "KubeRay's JobDeploymentStatus values"
