@@ -2,7 +2,9 @@
 the machine and the commit (result_tail)."""
 import os
 import platform
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,3 +32,17 @@ def machine() -> str:
 def result_tail() -> str:
     """The end of every RESULT line: machine and commit."""
     return f"machine {machine()}; commit {commit()}"
+
+
+def run_job(source: Path, target: Path, *flags: str, checkout: Path = ROOT) -> float:
+    """`python -m jobs.colorize` of `checkout` (its own code, whatever is installed) over `source` into `target`
+    (a fresh folder), in its own process and local Ray, with the shipped model: images/s from its summary line."""
+    from colorize_core.model_file import DEFAULT_MODEL
+
+    env = {**os.environ, "PYTHONPATH": str(checkout)}  # in the job's process and in its Ray workers
+    done = subprocess.run([sys.executable, "-m", "jobs.colorize", "--input", str(source), "--output", str(target),
+                           "--model", str(DEFAULT_MODEL), *flags], cwd=checkout, env=env, capture_output=True, text=True)
+    found = re.search(r"done (\d+), .* \(([\d.]+) images/s\)", done.stdout)
+    if done.returncode or not found:
+        raise SystemExit(f"the job in {checkout} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return float(found.group(2))

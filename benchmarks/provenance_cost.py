@@ -10,37 +10,28 @@ from each job's own summary line, and the encode stage's mean seconds an image f
 the metadata and signing are done: less noisy than the whole run).
 """
 import argparse
-import os
-import re
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+import benchmarks
 from benchmarks import ROOT, result_tail
 from benchmarks.throughput import copy_photos
 from colorize_core import credentials, manifest
-from colorize_core.model_file import DEFAULT_MODEL
 from colorize_core.storage import Location
 
 
 def run_job(checkout: Path, source: Path, target: Path, *flags: str) -> tuple[float, float]:
     """The job of `checkout` over `source` into `target` (a fresh folder): (images/s, mean encode_s of ok rows)."""
-    # PYTHONPATH: the checkout's own code, in the job's process and in its Ray workers, whatever is installed.
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
-    done = subprocess.run([sys.executable, "-m", "jobs.colorize", "--input", str(source), "--output", str(target),
-                           "--model", str(DEFAULT_MODEL), *flags], cwd=checkout, env=env, capture_output=True, text=True)
-    found = re.search(r"done (\d+), .* \(([\d.]+) images/s\)", done.stdout)
-    if done.returncode or not found:
-        raise SystemExit(f"the job in {checkout} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    rate = benchmarks.run_job(source, target, *flags, checkout=checkout)
     rows, _ = manifest.read_all(Location(str(target)))
     ok = rows.filter(rows.column("status").to_numpy(zero_copy_only=False) == "ok")
     recorded = ok.column("output_sha256").null_count < ok.num_rows  # the old code's rows have no such column
     if recorded != (checkout == ROOT):
         raise SystemExit(f"{checkout}: its job {'recorded' if recorded else 'did not record'} sha256s: not the code asked for")
-    return float(found.group(2)), float(np.mean(ok.column("encode_s").to_numpy()))
+    return rate, float(np.mean(ok.column("encode_s").to_numpy()))
 
 
 def main(argv: list[str] | None = None) -> None:

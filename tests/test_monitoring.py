@@ -65,6 +65,8 @@ def scraped(tmp_path_factory, model_file, archive_inputs):
             if total(samples, "ray_colorize_images_total", run_id=run_id) == GOOD + 1 or time.monotonic() > deadline:
                 break
             time.sleep(2)
+        listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout.split()
+    assert listening and listening[3].rsplit(":", 1)[0] in ("127.0.0.1", "[::ffff:127.0.0.1]"), "the port on loopback"
     return run_id, samples
 
 
