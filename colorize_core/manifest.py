@@ -171,7 +171,7 @@ def write(dataset, writer: ManifestWriter, on_rows: Callable[[pa.Table], None] |
 
 def read(output: Location, folder: str) -> dict[str, np.ndarray]:
     """The manifest rows a run wrote, as numpy columns."""
-    table = _dataset(output, folder).to_table()
+    table = dataset(output, folder).to_table()
     return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
 
 
@@ -180,14 +180,15 @@ def counts(rows: dict[str, np.ndarray]) -> dict[str, int]:
     return {status: int(np.sum(rows["status"] == status)) for status in FINAL_STATUSES}
 
 
-def _dataset(output: Location, folder: str) -> pads.Dataset:
+def dataset(output: Location, folder: str) -> pads.Dataset:
+    """A run's manifest folder as a pyarrow dataset of SCHEMA, to scan a batch at a time."""
     return pads.dataset(folder, filesystem=output.fs, format="parquet", schema=SCHEMA)
 
 
 def count(output: Location, folder: str) -> dict[str, int]:
     """counts() of a run's manifest, read a batch at a time (ten million rows never in memory at once)."""
     total = dict.fromkeys(FINAL_STATUSES, 0)
-    for batch in _dataset(output, folder).to_batches(columns=["status"]):
+    for batch in dataset(output, folder).to_batches(columns=["status"]):
         for item in pc.value_counts(batch.column("status")).to_pylist():
             total[item["values"]] = total.get(item["values"], 0) + item["counts"]
     return total
@@ -196,7 +197,7 @@ def count(output: Location, folder: str) -> dict[str, int]:
 def failures(output: Location, folder: str, limit: int) -> list[tuple[str, str]]:
     """The first `limit` error rows of a run's manifest, as (key, error)."""
     found = []
-    scanner = _dataset(output, folder).scanner(columns=["key", "error"], filter=pc.field("status") == ERROR)
+    scanner = dataset(output, folder).scanner(columns=["key", "error"], filter=pc.field("status") == ERROR)
     for batch in scanner.to_batches():
         found += zip(batch.column("key").to_pylist(), batch.column("error").to_pylist())
         if len(found) >= limit:

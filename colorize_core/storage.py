@@ -260,14 +260,16 @@ class Location:
                 raise OSError(f"cannot read s3://{bucket}/{name}: {e}") from None
         raise AssertionError("unreachable")
 
-    def write_atomic(self, key: str, data: bytes) -> None:
-        """Write `data` at `key` so that the key never holds a partial file.
+    def write_atomic(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        """Write `data` at `key` so that the key never holds a partial file; on S3 with `content_type` if given
+        (what a static website serves it as; else application/octet-stream).
 
         An S3 PUT of the whole body is atomic; a local file is written beside its final name and renamed.
         """
         path = self.path(key)
         if self.is_s3:
-            with self.fs.open_output_stream(path) as f:
+            headers = {"Content-Type": content_type} if content_type else None
+            with self.fs.open_output_stream(path, metadata=headers) as f:
                 f.write(data)
             return
         parent = os.path.dirname(path)
