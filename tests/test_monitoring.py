@@ -112,7 +112,16 @@ def monitoring_objects() -> dict[str, dict]:
 def operator_schema(kind: str) -> dict:
     crd = yaml.safe_load((OPERATOR_CRDS / CRD_FILES[kind]).read_text())
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    return closed(version["schema"]["openAPIV3Schema"])
+    return python_patterns(closed(version["schema"]["openAPIV3Schema"]))
+
+
+def python_patterns(node):
+    """The schema with Go's mid-pattern flags moved to the front, where Python's re takes them: the CRDs say
+    `^(?i)(abort|warn)?$`, which Go reads and Python refuses; `(?i)^(abort|warn)?$` means the same."""
+    if isinstance(node, dict):
+        return {k: ("(?i)" + v.replace("(?i)", "") if k == "pattern" and isinstance(v, str) and "(?i)" in v
+                    else python_patterns(v)) for k, v in node.items()}
+    return [python_patterns(v) for v in node] if isinstance(node, list) else node
 
 
 def selectors(expression: str, grouped_by: set[str] | None = None) -> list:
@@ -172,6 +181,10 @@ def test_the_podmonitor_and_rules_match_the_prometheus_operator_schemas():
     del no_expression["spec"]["groups"][0]["rules"][0]["expr"]
     with pytest.raises(jsonschema.ValidationError, match="expr"):
         jsonschema.validate(no_expression, operator_schema("PrometheusRule"))
+    wordy = copy.deepcopy(objects["PrometheusRule"])
+    wordy["spec"]["groups"][0]["rules"][0]["for"] = "ten minutes"
+    with pytest.raises(jsonschema.ValidationError, match="ten minutes"):
+        jsonschema.validate(wordy, operator_schema("PrometheusRule"))
 
 
 def test_every_ray_pod_exposes_the_port_the_podmonitor_scrapes():
