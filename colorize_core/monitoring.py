@@ -5,7 +5,7 @@ passes there once, with its status, error kind, bytes and stage times, so nothin
 pays for them. Ray exports them on each node's metrics port (`ray start --metrics-export-port`, 8080 under
 KubeRay) with the prefix "ray_": a Counter "colorize_images" is scraped as `ray_colorize_images_total`. Every
 metric has the tag run_id, the manifest folder's name (_manifest/run=RUN_ID) and Ray Data's dataset name.
-The alert rules and the dashboard (k8s/monitoring.yaml, docs/grafana-dashboard.json) use the names in EXPORTED.
+The alert rules and the dashboard (k8s/monitoring/) use these names; tests/test_monitoring.py holds them to it.
 """
 import time
 from collections.abc import Iterable, Iterator

@@ -180,11 +180,8 @@ def thumbnails(data: bytes) -> tuple[bytes, bytes]:
     small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     if small.dtype != np.uint8:
         small = np.round(small / 257.0).astype(np.uint8)
-    grey = lab.bgr_to_lab(small)
-    grey[..., 1:] = 0
-    grey = np.clip(np.round(lab.lab_to_bgr(grey)[..., 0] * 255), 0, 255).astype(np.uint8)  # 3 equal channels
-    quality = [cv2.IMWRITE_JPEG_QUALITY, THUMB_QUALITY]
-    return cv2.imencode(".jpg", grey, quality)[1].tobytes(), cv2.imencode(".jpg", small, quality)[1].tobytes()
+    grey = lab.recombine(lab.bgr_to_lab(small)[..., 0], np.zeros((1, 1, 2), np.float32))  # as the evaluation's
+    return codec.encode(grey, "jpeg", THUMB_QUALITY), codec.encode(small, "jpeg", THUMB_QUALITY)
 
 
 def put(gallery: Location, name: str, data: bytes) -> None:
