@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from benchmarks import ROOT, result_tail
 from colorize_core import codec

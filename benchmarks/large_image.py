@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 
 from colorize_core import codec, lab, runtime
-from colorize_core.model_file import DEFAULT_MODEL, load_colorizer
+from colorize_core.model import load_colorizer
+from colorize_core.model_file import DEFAULT_MODEL
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

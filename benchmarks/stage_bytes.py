@@ -34,10 +34,13 @@ def run_variant(folder: str, model: str, L_float32: bool) -> dict:
     import numpy as np
 
     from colorize_core.model_file import file_sha256
-    from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode, ragged
+    from colorize_core.batches import ragged
+    from colorize_core.settings import JobSettings
+    from colorize_core.stages import Predictor, encode_and_write, read_and_decode
     from colorize_core.storage import Location
 
-    settings = JobSettings(Location(folder), Location(folder + "-out"), model, file_sha256(model), "bench", overwrite=True)
+    settings = JobSettings(input=Location(folder), output=Location(folder + "-out"), run_id="bench", model_uri=model,
+                           model_sha256=file_sha256(model), overwrite=True)
     keys = Location(folder).list_keys()
     predictor, after_decode, after_predict = Predictor(settings), 0, 0
     predictor(read_and_decode({"key": np.array(["missing"], dtype=object)}, settings))  # TensorFlow warmed up

@@ -26,8 +26,10 @@ import numpy as np
 from benchmarks import ROOT, result_tail
 from colorize_core import runtime
 from colorize_core.lab import MODEL_SIZE
-from colorize_core.model_file import DEFAULT_MODEL, inspect_model_file, load_colorizer, resolve_knobs
-from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode
+from colorize_core.model import load_colorizer
+from colorize_core.model_file import DEFAULT_MODEL, inspect_model_file, resolve_knobs
+from colorize_core.settings import JobSettings
+from colorize_core.stages import Predictor, encode_and_write, read_and_decode
 from colorize_core.storage import Location
 from jobs import colorize
 
@@ -64,8 +66,8 @@ def naive_loop(folder_in: Path, folder_out: Path, model_path: str, precision: st
     keys = source.list_keys()
     model = inspect_model_file(model_path)
     temperature, chroma_gain = resolve_knobs(model, None, None)  # the model's own defaults, as the job
-    settings = JobSettings(source, target, model_path, model.sha256, "naive", precision=precision,
-                           temperature=temperature, chroma_gain=chroma_gain)
+    settings = JobSettings(input=source, output=target, run_id="naive", model_uri=model_path, model_sha256=model.sha256,
+                           temperature=temperature, chroma_gain=chroma_gain, precision=precision)
     start = time.perf_counter()
     predictor = Predictor(settings)
     for i in range(0, len(keys), batch_size):

@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from benchmarks import ROOT, result_tail
+from colorize_core.model_file import Head
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input-list")
     p.add_argument("--limit", type=int, default=512, help="photos decoded (the batches are drawn from them)")
     p.add_argument("--init-model", default=str(ROOT / "models" / "colorizer.keras"))
-    p.add_argument("--head", choices=("regression", "classification"), default="regression")
+    p.add_argument("--head", choices=tuple(Head), type=Head, default=Head.REGRESSION)
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
     p.add_argument("--unfreeze", nargs="*", default=[])
     p.add_argument("--batch-size", type=int, default=16)
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from colorize_core import augment, training
     from colorize_core.model import training_model
-    from colorize_core.model_file import DTYPE_POLICIES, load_colorizer
+    from colorize_core.model import DTYPE_POLICIES, load_colorizer
     from colorize_core.storage import Location, select_keys
     from colorize_core.trainer import PhotoSet
 

@@ -1,4 +1,6 @@
-"""Decode the original bytes with OpenCV and encode the colour result in the input's own format."""
+"""Decode the original bytes with OpenCV and encode the colour result in the input's own format; the 8-bit
+copies and thumbnails the reports show."""
+import base64
 from typing import NamedTuple
 
 import cv2
@@ -19,6 +21,7 @@ _EXTENSION = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp", "b
 SIXTEEN_BIT_FORMATS = ("png", "tiff")
 ALPHA_FORMATS = ("png", "webp")  # their transparency is kept in the output
 DEFAULT_MAX_PIXELS = 150_000_000  # e.g. 15,000 x 10,000: a 600 dpi scan of a 25 x 16 inch print
+THUMBNAIL_HEIGHT = 160  # the HTML reports' pictures (evaluation, preview)
 
 
 class ImageError(ValueError):
@@ -116,8 +119,8 @@ def encode(image: np.ndarray, fmt: str, jpeg_quality: int = 95, alpha: np.ndarra
     kept where possible, alpha kept where the format holds it."""
     if alpha is not None and fmt in ALPHA_FORMATS:
         image = np.dstack([image, alpha.astype(image.dtype)])  # both from the same decode: the same depth
-    if image.dtype == np.uint16 and fmt not in SIXTEEN_BIT_FORMATS:
-        image = np.round(image / 257.0).astype(np.uint8)  # these formats hold 8 bits only
+    if fmt not in SIXTEEN_BIT_FORMATS:
+        image = to_8bit(image)  # these formats hold 8 bits only
     params = {
         "jpeg": [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality],
         "webp": [cv2.IMWRITE_WEBP_QUALITY, 101],  # >100 means lossless
@@ -126,3 +129,15 @@ def encode(image: np.ndarray, fmt: str, jpeg_quality: int = 95, alpha: np.ndarra
     if not ok:
         raise ImageError(f"OpenCV could not encode the result as {fmt}")
     return buffer.tobytes()
+
+
+def to_8bit(image: np.ndarray) -> np.ndarray:
+    """An image as 8 bits a channel: 16-bit values rounded (65535 -> 255), an 8-bit image as it is."""
+    return image if image.dtype == np.uint8 else np.round(image / 257.0).astype(np.uint8)
+
+
+def thumbnail(bgr: np.ndarray, height: int = THUMBNAIL_HEIGHT) -> str:
+    """A small JPEG of the image, `height` high, as a data: URI: an HTML report is then one self-contained file."""
+    h, w = bgr.shape[:2]
+    small = cv2.resize(bgr, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
+    return "data:image/jpeg;base64," + base64.b64encode(encode(to_8bit(small), "jpeg", 85)).decode("ascii")

@@ -8,6 +8,7 @@ Adobe RGB would be a second transform for no gain: the predicted colour is well 
 """
 import functools
 import struct
+from typing import NamedTuple
 
 import imagecodecs
 import numpy as np
@@ -30,22 +31,30 @@ def space(icc: bytes) -> bytes:
     return icc[16:20]
 
 
-def to_srgb(image: np.ndarray, icc: bytes) -> tuple[np.ndarray, str]:
+class InSrgb(NamedTuple):
+    """An image read through its profile: now sRGB."""
+
+    image: np.ndarray  # BGR, the input's shape and depth
+    note: str  # what was done with the profile, for the manifest's input_profile ("" none: read as sRGB)
+    converted: bool  # whether the profile was applied: then the output says it is sRGB (carries srgb())
+
+
+def to_srgb(image: np.ndarray, icc: bytes) -> InSrgb:
     """A decoded image (BGR, 8 or 16 bits; a grey one has three equal channels) and its embedded profile ->
-    (the image in sRGB, same shape and depth; what was done, for the manifest).
+    InSrgb: the image in sRGB, what was done, and whether a profile was applied.
 
     A grey profile converts the grey values (one channel), an RGB profile the colour; no profile means sRGB
     already. A profile that does not fit (CMYK: OpenCV has already turned such a file into RGB; a grey profile
     on colour pixels) or that LittleCMS cannot read is not applied: the image is read as sRGB, and the note
     says so."""
     if not icc:
-        return image, ""
+        return InSrgb(image, "", False)
     kind = space(icc)
     if kind not in (GREY, RGB):
-        return image, f"{kind.decode('latin-1').strip() or 'unknown'} profile not applied (read as sRGB)"
+        return InSrgb(image, f"{kind.decode('latin-1').strip() or 'unknown'} profile not applied (read as sRGB)", False)
     if kind == GREY and not (np.array_equal(image[..., 0], image[..., 1])
                              and np.array_equal(image[..., 0], image[..., 2])):
-        return image, "grey profile on colour pixels not applied (read as sRGB)"
+        return InSrgb(image, "grey profile on colour pixels not applied (read as sRGB)", False)
     out = np.empty_like(image)
     try:
         for top in range(0, image.shape[0], BAND_ROWS):
@@ -57,5 +66,5 @@ def to_srgb(image: np.ndarray, icc: bytes) -> tuple[np.ndarray, str]:
                 out[top:top + BAND_ROWS] = imagecodecs.cms_transform(
                     np.ascontiguousarray(band), icc, srgb(), colorspace="bgr", outcolorspace="bgr")
     except imagecodecs.CmsError as e:
-        return image, f"unreadable ICC profile not applied (read as sRGB): {e}"
-    return out, f"{'grey' if kind == GREY else 'RGB'} profile converted to sRGB"
+        return InSrgb(image, f"unreadable ICC profile not applied (read as sRGB): {e}", False)
+    return InSrgb(out, f"{'grey' if kind == GREY else 'RGB'} profile converted to sRGB", True)

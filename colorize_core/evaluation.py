@@ -2,33 +2,42 @@
 
 The colorizing in between is the batch job's own chain (pipeline.colorize_dataset), not a copy of it.
 """
-import base64
 import csv
 import json
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from colorize_core import codec, lab, manifest, metrics, pipeline, report, runtime
+from colorize_core.batches import columns
+from colorize_core.codec import thumbnail
 from colorize_core.model_file import ModelFile
 from colorize_core.progress import Progress
-from colorize_core.stages import JobSettings
+from colorize_core.settings import JobSettings
 from colorize_core.storage import Location
 
 PROTOCOLS = ("full", "crop256")  # full resolution; or short side 256 then the centre 256x256 (published tables)
 PROTOCOL_DESCRIPTIONS = {"full": "full resolution",
                          "crop256": "256x256 centre crop (short side resized to 256), as in published tables"}
-THUMBNAIL_HEIGHT = 160
 
 
 def grey_key(key: str) -> str:
     """Where the truth, grey and colour versions of `key` are kept: lossless PNG, so only the model changes pixels."""
     return f"{key}.png"
+
+
+@dataclass
+class Made:
+    """A photo after make_grey_versions."""
+
+    key: str
+    status: str = manifest.Status.OK
+    error: str = ""
 
 
 def make_grey_versions(batch: dict[str, np.ndarray], source: Location, work: Location, protocol: str
@@ -37,8 +46,9 @@ def make_grey_versions(batch: dict[str, np.ndarray], source: Location, work: Loc
 
     The grey version is what a perfect colorizer would turn back into the truth: same L, no colour.
     """
-    status, error = [], []
+    rows = []
     for key in batch["key"]:
+        row = Made(str(key))
         try:
             truth, _ = codec.decode(source.read(key))
             if protocol == "crop256":
@@ -47,19 +57,10 @@ def make_grey_versions(batch: dict[str, np.ndarray], source: Location, work: Loc
             grey = lab.recombine(L, np.zeros((lab.MODEL_SIZE, lab.MODEL_SIZE, 2), np.float32), truth.dtype)
             work.write_atomic(f"truth/{grey_key(key)}", codec.encode(truth, "png"))
             work.write_atomic(f"grey/{grey_key(key)}", codec.encode(grey, "png"))
-            status.append(manifest.OK), error.append("")
         except (codec.ImageError, OSError) as e:
-            status.append(manifest.ERROR), error.append(f"{type(e).__name__}: {e}")
-    return {"key": batch["key"], "status": np.array(status, dtype=object), "error": np.array(error, dtype=object)}
-
-
-def thumbnail(bgr: np.ndarray) -> str:
-    """A small JPEG as a data: URI, so the HTML report is one self-contained file."""
-    h, w = bgr.shape[:2]
-    small = cv2.resize(bgr, (max(1, round(w * THUMBNAIL_HEIGHT / h)), THUMBNAIL_HEIGHT), interpolation=cv2.INTER_AREA)
-    if small.dtype != np.uint8:
-        small = np.round(small / 257.0).astype(np.uint8)
-    return "data:image/jpeg;base64," + base64.b64encode(codec.encode(small, "jpeg", 85)).decode("ascii")
+            row.status, row.error = manifest.Status.ERROR, f"{type(e).__name__}: {e}"
+        rows.append(row)
+    return columns(rows, Made)
 
 
 def measure(batch: dict[str, np.ndarray], work: Location) -> dict[str, np.ndarray]:
@@ -109,20 +110,19 @@ def evaluate(source: Location, keys: list[str], out: Path, model_uri: str, model
     made = pipeline.keys_dataset(keys, resources.batch_size).map_batches(
         make_grey_versions, fn_kwargs={"source": source, "work": work, "protocol": protocol},
         batch_format="numpy").take_all()
-    failed = [(r["key"], r["error"]) for r in made if r["status"] != manifest.OK]
+    failed = [(r["key"], r["error"]) for r in made if r["status"] != manifest.Status.OK]
     for key, error in failed:
         print(f"  not evaluated: {key}: {error}")
-    keys = sorted(r["key"] for r in made if r["status"] == manifest.OK)
+    keys = sorted(r["key"] for r in made if r["status"] == manifest.Status.OK)
 
     # The colorize job's own chain of stages, over the grey versions.
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    settings = JobSettings(Location(str(out / "images" / "grey")), Location(str(out / "images" / "colour")),
-                           model_uri, model.sha256, run_id, overwrite=True, precision=precision,
-                           temperature=temperature, chroma_gain=chroma_gain, model_endpoint=model_endpoint,
-                           model_size=model_size)
+    settings = JobSettings(input=Location(str(out / "images" / "grey")), output=Location(str(out / "images" / "colour")),
+                           run_id=runtime.new_run_id(), model_uri=model_uri, model_sha256=model.sha256,
+                           model_endpoint=model_endpoint, temperature=temperature, chroma_gain=chroma_gain,
+                           model_size=model_size, precision=precision, overwrite=True)
     folder = pipeline.run([[grey_key(k) for k in keys]], settings, resources, progress).folder
     colorized = manifest.read(settings.output, folder)
-    if not np.all(colorized["status"] == manifest.OK):
+    if not np.all(colorized["status"] == manifest.Status.OK):
         raise SystemExit(f"the colorize stages failed on some grey versions: see {folder}")
 
     rows = pipeline.keys_dataset(keys, resources.batch_size).map_batches(

@@ -82,7 +82,7 @@ def _expected(output: Location, folder: str) -> Iterator[tuple[list[str], list[s
     """(keys, sha256s) of what a run's manifest says it wrote (outputs and sidecars; "" where it recorded no
     sha256: a run before fixity was recorded), and of the outputs it found there already (skipped, no sha256)."""
     dataset = pads.dataset(folder, filesystem=output.fs, format="parquet", schema=manifest.SCHEMA)
-    wanted = (pc.field("status") == manifest.OK) | ((pc.field("status") == manifest.SKIPPED)
+    wanted = (pc.field("status") == manifest.Status.OK) | ((pc.field("status") == manifest.Status.SKIPPED)
                                                     & (pc.field("error") == ""))  # not --skip-colour's rows
     columns = ["output_key", "output_sha256", "sidecar_key", "sidecar_sha256"]
     for batch in dataset.scanner(columns=columns, filter=wanted, batch_size=BATCH).to_batches():

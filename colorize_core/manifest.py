@@ -12,8 +12,8 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timezone
+from enum import StrEnum
 
 import numpy as np
 import pyarrow.fs as pafs
@@ -28,9 +28,18 @@ FOLDER = "_manifest"
 ROWS_PER_FILE = 1000
 MARKER = "_COMPLETE.json"  # Parquet readers (pyarrow, DuckDB globs of *.parquet) pass over it
 
-# Status of a row: "todo" while the stages work on it; every row ends "ok", "skipped" or "error".
-TODO, OK, SKIPPED, ERROR = "todo", "ok", "skipped", "error"
-FINAL_STATUSES = (OK, SKIPPED, ERROR)
+
+class Status(StrEnum):
+    """A row's status (the Parquet column holds its value): TODO while the stages work on it; every row ends
+    OK, SKIPPED or ERROR."""
+
+    TODO = "todo"
+    OK = "ok"
+    SKIPPED = "skipped"  # its output is there already, or (--skip-colour) the input is in colour already
+    ERROR = "error"
+
+
+FINAL_STATUSES = (Status.OK, Status.SKIPPED, Status.ERROR)
 # What kind of error an error row is: a short fixed vocabulary (the error text says the rest), for counting
 # failures by cause in the manifest, the metrics (monitoring.py) and the review gallery alike.
 UNREADABLE, REFUSED, STORAGE, CRASHED, OTHER = "unreadable", "refused", "storage", "crashed", "other"
@@ -85,7 +94,7 @@ COLUMNS = tuple(SCHEMA.names)
 
 def error_kind(status: str, error: str) -> str:
     """An error row's kind (ERROR_KINDS) from its error text; "" for a row that is not an error."""
-    if status != ERROR:
+    if status != Status.ERROR:
         return ""
     for start, kind in KIND_OF_START:
         if error.startswith(start):
@@ -125,7 +134,7 @@ def noted_rows(keys: list[str], statuses: list[str], reasons: list[str], **same:
                               type=f.type) for f in SCHEMA], schema=SCHEMA)
 
 
-class ManifestWriter:
+class Writer:
     """Writes a run's finished rows as Parquet files of at least ROWS_PER_FILE rows under its manifest folder:
     on S3 a file is a PUT, and a resumed run with nothing to do should cost about a request per thousand keys.
 
@@ -157,25 +166,13 @@ class ManifestWriter:
         return self.saved
 
 
-def write(dataset, writer: ManifestWriter, on_rows: Callable[[pa.Table], None] | None = None) -> None:
-    """Run a lazy Ray dataset of manifest rows, streaming them to `writer`.
-
-    The rows come back to the driver (a few hundred bytes each, the images stay behind) and `on_rows` sees each
-    batch of them as it arrives: that is how the job shows its progress."""
-    for rows in dataset.map_batches(to_table, batch_format="numpy").iter_batches(batch_format="pyarrow",
-                                                                                  batch_size=None):
-        writer.add(rows)
-        if on_rows is not None:
-            on_rows(rows)
-
-
 def read(output: Location, folder: str) -> dict[str, np.ndarray]:
     """The manifest rows a run wrote, as numpy columns."""
     table = dataset(output, folder).to_table()
     return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
 
 
-def counts(rows: dict[str, np.ndarray]) -> dict[str, int]:
+def counts_of_rows(rows: dict[str, np.ndarray]) -> dict[str, int]:
     """How many rows ended in each final status."""
     return {status: int(np.sum(rows["status"] == status)) for status in FINAL_STATUSES}
 
@@ -185,8 +182,9 @@ def dataset(output: Location, folder: str) -> pads.Dataset:
     return pads.dataset(folder, filesystem=output.fs, format="parquet", schema=SCHEMA)
 
 
-def count(output: Location, folder: str) -> dict[str, int]:
-    """counts() of a run's manifest, read a batch at a time (ten million rows never in memory at once)."""
+def counts_of_run(output: Location, folder: str) -> dict[str, int]:
+    """How many rows of a run's manifest ended in each final status, read a batch at a time (ten million rows
+    never in memory at once)."""
     total = dict.fromkeys(FINAL_STATUSES, 0)
     for batch in dataset(output, folder).to_batches(columns=["status"]):
         for item in pc.value_counts(batch.column("status")).to_pylist():
@@ -197,7 +195,7 @@ def count(output: Location, folder: str) -> dict[str, int]:
 def failures(output: Location, folder: str, limit: int) -> list[tuple[str, str]]:
     """The first `limit` error rows of a run's manifest, as (key, error)."""
     found = []
-    scanner = dataset(output, folder).scanner(columns=["key", "error"], filter=pc.field("status") == ERROR)
+    scanner = dataset(output, folder).scanner(columns=["key", "error"], filter=pc.field("status") == Status.ERROR)
     for batch in scanner.to_batches():
         found += zip(batch.column("key").to_pylist(), batch.column("error").to_pylist())
         if len(found) >= limit:
@@ -206,7 +204,7 @@ def failures(output: Location, folder: str, limit: int) -> list[tuple[str, str]]
 
 
 def mark_complete(output: Location, run_id: str, counted: dict[str, int]) -> None:
-    """Write the run's completion marker, last: its row count and counts by status (count())."""
+    """Write the run's completion marker, last: its row count and counts by status (counts_of_run())."""
     marker = {"run_id": run_id, "rows": sum(counted.values()), **counted,
               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     output.write_atomic(f"{FOLDER}/run={run_id}/{MARKER}", json.dumps(marker, indent=1).encode())

@@ -6,7 +6,8 @@ upsamples 7x7, merging each encoder block's output through a residual skip -> on
 - classification (Zhang et al. 2016): a distribution over ~300 ab bins at 56x56, read out by the annealed
   mean (colour_classes) into ab / 128.
 Written with keras.ops only, so it runs under TensorFlow, JAX or PyTorch. `Colorizer` is a model file loaded
-for the job with its knobs.
+for the job with its knobs; load_colorizer loads one in safe mode (the file's checks without Keras are
+model_file.py's).
 """
 from pathlib import Path
 
@@ -15,7 +16,9 @@ import numpy as np
 from keras import layers, ops
 
 from colorize_core import colour_classes
+from colorize_core.augment import TARGET
 from colorize_core.lab import MODEL_SIZE
+from colorize_core.model_file import Head
 
 # Encoder outputs merged by the decoder, deepest first; block5_pool (7x7) is where decoding starts.
 SKIP_LAYERS = ("block5_conv3", "block4_conv3", "block3_conv3", "block2_conv2", "block1_conv2")
@@ -32,7 +35,6 @@ class LToVGGInput(layers.Layer):
         return ops.concatenate([grey - mean for mean in VGG_BGR_MEAN], axis=-1)
 
 
-HEADS = ("regression", "classification")
 CLASS_STAGES = 3  # the classification head reads the decoder at 56x56 (three stages up from 7x7): colour is
 # smooth, the loss is taken at 56x56 anyway, and Q (about 300) channels at 224x224 would cost 16x the memory
 DEFAULT_TEMPERATURE = 0.38  # Zhang et al.'s annealed-mean temperature, until one is chosen on the val split
@@ -78,7 +80,7 @@ class Confidence(layers.Layer):
         return (shape[0],)
 
 
-def build_colorizer(encoder_weights: str | None = None, l1: float = 0.0, l2: float = 1e-5, head: str = "regression",
+def build_colorizer(encoder_weights: str | None = None, l1: float = 0.0, l2: float = 1e-5, head: Head = Head.REGRESSION,
                     classes: colour_classes.ColourClasses | None = None) -> keras.Model:
     """The colorizer: `encoder_weights` is "imagenet" (Keras downloads them), a .weights.h5 path, or None.
 
@@ -86,9 +88,9 @@ def build_colorizer(encoder_weights: str | None = None, l1: float = 0.0, l2: flo
     thesis's: ab / 128 at 224x224 (tanh). "classification" predicts logits over `classes` at 56x56 and decodes
     them with an AnnealedMean layer into ab / 128 at 56x56 (the job resizes ab to each image's own size).
     """
-    if head not in HEADS:
-        raise ValueError(f"head must be one of {HEADS}, not {head!r}")
-    if head == "classification" and classes is None:
+    if head not in tuple(Head):
+        raise ValueError(f"head must be one of {', '.join(Head)}, not {head!r}")
+    if head == Head.CLASSIFICATION and classes is None:
         raise ValueError("the classification head needs its colour classes (colour_classes.classes_from_data)")
     vgg = keras.applications.VGG16(
         include_top=False, weights=encoder_weights, input_shape=(MODEL_SIZE, MODEL_SIZE, 3)
@@ -103,14 +105,14 @@ def build_colorizer(encoder_weights: str | None = None, l1: float = 0.0, l2: flo
 
     L = keras.Input((MODEL_SIZE, MODEL_SIZE, 1), name="L")
     *skips, x = encoder(LToVGGInput(name="vgg_input")(L))
-    stages = len(DECODER_WIDTHS) if head == "regression" else CLASS_STAGES
+    stages = len(DECODER_WIDTHS) if head == Head.REGRESSION else CLASS_STAGES
     for skip, width in list(zip(skips, DECODER_WIDTHS))[:stages]:
         x = layers.UpSampling2D(2, interpolation="bilinear")(x)
         x = conv(width, 3, x)
         x = layers.Add()([x, conv(width, 1, skip)])  # residual merge of the encoder's features at this scale
         x = layers.ReLU()(layers.BatchNormalization()(x))
         x = conv(width, 3, x, activation="relu")
-    if head == "regression":
+    if head == Head.REGRESSION:
         # Small initial weights: an untrained decoder starts near grey (a = b = 0, MSE's neutral guess), not
         # saturated in tanh where gradients vanish.
         ab = conv(2, 3, x, activation="tanh", name="ab",
@@ -124,9 +126,9 @@ def build_colorizer(encoder_weights: str | None = None, l1: float = 0.0, l2: flo
     return keras.Model(L, AnnealedMean(classes.centres, classes.prior, name="annealed_mean")(logits), name="colorizer")
 
 
-def head_of(model: keras.Model) -> str:
-    """Which head a colorizer has: "classification" if it holds an AnnealedMean layer, else "regression"."""
-    return "classification" if any(isinstance(l, AnnealedMean) for l in model.layers) else "regression"
+def head_of(model: keras.Model) -> Head:
+    """Which head a colorizer has: classification if it holds an AnnealedMean layer, else regression."""
+    return Head.CLASSIFICATION if any(isinstance(l, AnnealedMean) for l in model.layers) else Head.REGRESSION
 
 
 def _trunk_output(model: keras.Model):
@@ -144,10 +146,10 @@ def default_gain(model: keras.Model) -> float:
 def training_model(model: keras.Model) -> keras.Model:
     """What the loss is taken on: regression, ab / 128 average-pooled to 56x56; classification, the 56x56
     logits. Shares its layers (weights) with `model`; any stored chroma gain is left out."""
-    if head_of(model) == "classification":
+    if head_of(model) == Head.CLASSIFICATION:
         return keras.Model(model.input, model.get_layer("annealed_mean").input)
     ab = _trunk_output(model)
-    return keras.Model(model.input, layers.AveragePooling2D(MODEL_SIZE // 56, dtype="float32")(ab))
+    return keras.Model(model.input, layers.AveragePooling2D(MODEL_SIZE // TARGET, dtype="float32")(ab))
 
 
 def with_defaults(model: keras.Model, temperature: float | None = None, gain: float | None = None) -> keras.Model:
@@ -155,7 +157,7 @@ def with_defaults(model: keras.Model, temperature: float | None = None, gain: fl
     chroma gain (stored as a final Rescaling layer named chroma_gain, none when 1). None keeps the current one."""
     gain = default_gain(model) if gain is None else gain
     out = _trunk_output(model)
-    if head_of(model) == "classification":
+    if head_of(model) == Head.CLASSIFICATION:
         annealed = model.get_layer("annealed_mean")
         out = AnnealedMean(annealed.centres, annealed.prior,
                            annealed.temperature if temperature is None else temperature, name="annealed_mean")(annealed.input)
@@ -184,7 +186,7 @@ def transplant(source: keras.Model, target: keras.Model) -> int:
     return copied
 
 
-def with_head(model: keras.Model, head: str, classes: colour_classes.ColourClasses | None = None) -> keras.Model:
+def with_head(model: keras.Model, head: Head, classes: colour_classes.ColourClasses | None = None) -> keras.Model:
     """`model` if it has `head`; else a new model of that head (over `classes`, for classification) with
     `model`'s encoder and as much of its decoder as fits (transplant)."""
     if head_of(model) == head:
@@ -204,7 +206,7 @@ class Colorizer:
     def __init__(self, model: keras.Model, temperature: float | None = None):
         self.head = head_of(model)
         self.default_gain = default_gain(model)
-        if self.head == "classification":
+        if self.head == Head.CLASSIFICATION:
             annealed = model.get_layer("annealed_mean")
             self.default_temperature = annealed.temperature
             self.temperature = self.default_temperature if temperature is None else float(temperature)
@@ -222,12 +224,58 @@ class Colorizer:
     @classmethod
     def load(cls, path: str | Path, precision: str = "float32", temperature: float | None = None,
              size: int | None = None) -> "Colorizer":
-        from colorize_core.model_file import load_colorizer
-
         return cls(load_colorizer(path, precision, size), temperature)
 
     def predict(self, L: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        if self.head == "classification":
+        if self.head == Head.CLASSIFICATION:
             ab, confidence = self.network.predict_on_batch(L)
             return np.asarray(ab, np.float32), np.asarray(confidence, np.float64)
         return np.asarray(self.network.predict_on_batch(L), np.float32), None
+
+
+def at_size(model: keras.Model, size: int) -> keras.Model:
+    """The same network and weights taking size x size inputs: VGG16 without its top and the decoder are fully
+    convolutional, so only the input layers' shapes change (to a fixed size: TensorFlow's bilinear upsampling
+    needs one)."""
+    if model.input.shape[1:3] == (size, size):
+        return model
+    if size % 32:
+        raise ValueError(f"the model size must be a multiple of 32 (VGG16 halves it five times), not {size}")
+
+    def resize_inputs(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "InputLayer":
+                shape = node["config"]["batch_shape"]
+                node["config"]["batch_shape"] = [shape[0], size, size, shape[-1]]
+            for value in node.values():
+                resize_inputs(value)
+        elif isinstance(node, list):
+            for value in node:
+                resize_inputs(value)
+
+    config = model.get_config()
+    resize_inputs(config)
+    resized = keras.Model.from_config(config)
+    resized.set_weights(model.get_weights())
+    return resized
+
+
+# Keras's dtype policy for each precision (runtime.PRECISIONS but "auto"): the mixed ones keep float32 weights.
+DTYPE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+def load_colorizer(path: str | Path, precision: str = "float32", size: int | None = None) -> keras.Model:
+    """Load a colorizer .keras file in safe mode (no arbitrary code) as a keras.Model; precision "bfloat16"
+    computes in bf16; `size` (default: the file's, 224) the input's side (at_size).
+
+    The precision is always set, whatever the file was saved with: a model trained in bf16 (float32 weights)
+    loads to compute in float32 unless asked otherwise."""
+    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    if size is not None:
+        model = at_size(model, size)
+    policy = DTYPE_POLICIES[precision]
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        # The class logits and their softmax stay float32: ~300 classes need the precision.
+        if not isinstance(layer, (AnnealedMean, Confidence)) and layer.name != "ab_logits":
+            layer.dtype_policy = policy
+    return model

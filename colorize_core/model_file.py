@@ -1,8 +1,9 @@
-"""The colorizer file, in one place: where the shipped one is, the safety check, its sha256 and defaults,
-fetching it to a worker, and loading it.
+"""The colorizer file without Keras: where the shipped one is, the safety check, its sha256, head and defaults,
+the knobs a run resolves against them, and fetching it to a worker.
 
 The driver inspects the file once (no TensorFlow: the check and the defaults come from its config.json); each
-model actor fetches its own copy, checks it against the sha256 the driver recorded, and loads it in safe mode.
+model actor fetches its own copy, checks it against the sha256 the driver recorded, and loads it in safe mode
+(model.load_colorizer).
 """
 import hashlib
 import io
@@ -10,11 +11,19 @@ import json
 import tempfile
 import zipfile
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from colorize_core.storage import Location
 
 DEFAULT_MODEL = str(Path(__file__).resolve().parent.parent / "models" / "colorizer.keras")
+
+
+class Head(StrEnum):
+    """A colorizer's head (model.py): ab directly (the thesis's), or a distribution over colour classes."""
+
+    REGRESSION = "regression"
+    CLASSIFICATION = "classification"
 
 
 def file_sha256(path: str | Path) -> str:
@@ -55,7 +64,7 @@ class ModelFile:
     its knobs (read from its config.json, without TensorFlow)."""
 
     sha256: str
-    head: str  # "regression" or "classification"
+    head: Head
     temperature: float | None  # the classification head's default annealed-mean temperature
     chroma_gain: float  # the default gain: the file's final chroma_gain layer, else 1.0
 
@@ -107,7 +116,7 @@ def inspect_model_file(uri: str, endpoint: str | None = None) -> ModelFile:
         raise SystemExit(f"model {uri}: not a colorizer: {reason}")
     outermost = config.get("config", {}).get("layers", [])
     gain = [l["config"]["scale"] for l in outermost[-1:] if l.get("config", {}).get("name") == "chroma_gain"]
-    return ModelFile(hashlib.sha256(data).hexdigest(), "classification" if annealed else "regression",
+    return ModelFile(hashlib.sha256(data).hexdigest(), Head.CLASSIFICATION if annealed else Head.REGRESSION,
                      float(annealed[0]["temperature"]) if annealed else None, float(gain[0]) if gain else 1.0)
 
 
@@ -115,7 +124,7 @@ def resolve_knobs(model: ModelFile, temperature: float | None, chroma_gain: floa
     """The temperature and chroma gain a run uses: those asked for, else the model file's own defaults (which
     reproduce its output as saved). ValueError for a temperature on a regression model or values out of range."""
     if temperature is not None:
-        if model.head != "classification":
+        if model.head != Head.CLASSIFICATION:
             raise ValueError("--temperature applies to the classification head only, and this model has the "
                              "regression head: leave it out (--chroma-gain works with either head)")
         if not 0 < temperature <= 10:
@@ -139,57 +148,3 @@ def fetch_model(uri: str, sha256: str, endpoint: str | None = None) -> str:
     if file_sha256(path) != sha256:
         raise RuntimeError(f"model {uri} changed during the job (sha256 differs): rerun to use the new file")
     return path
-
-
-def at_size(model, size: int):
-    """The same network and weights taking size x size inputs: VGG16 without its top and the decoder are fully
-    convolutional, so only the input layers' shapes change (to a fixed size: TensorFlow's bilinear upsampling
-    needs one)."""
-    import keras
-
-    if model.input.shape[1:3] == (size, size):
-        return model
-    if size % 32:
-        raise ValueError(f"the model size must be a multiple of 32 (VGG16 halves it five times), not {size}")
-
-    def resize_inputs(node):
-        if isinstance(node, dict):
-            if node.get("class_name") == "InputLayer":
-                shape = node["config"]["batch_shape"]
-                node["config"]["batch_shape"] = [shape[0], size, size, shape[-1]]
-            for value in node.values():
-                resize_inputs(value)
-        elif isinstance(node, list):
-            for value in node:
-                resize_inputs(value)
-
-    config = model.get_config()
-    resize_inputs(config)
-    resized = keras.Model.from_config(config)
-    resized.set_weights(model.get_weights())
-    return resized
-
-
-# Keras's dtype policy for each precision: the mixed ones keep float32 weights.
-DTYPE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-
-
-def load_colorizer(path: str | Path, precision: str = "float32", size: int | None = None):
-    """Load a colorizer .keras file in safe mode (no arbitrary code) as a keras.Model; precision "bfloat16"
-    computes in bf16; `size` (default: the file's, 224) the input's side (at_size).
-
-    The precision is always set, whatever the file was saved with: a model trained in bf16 (float32 weights)
-    loads to compute in float32 unless asked otherwise."""
-    import keras  # here, not at the top: the driver inspects model files without TensorFlow
-
-    from colorize_core.model import AnnealedMean, Confidence  # registers the custom layers
-
-    model = keras.saving.load_model(path, safe_mode=True, compile=False)
-    if size is not None:
-        model = at_size(model, size)
-    policy = DTYPE_POLICIES[precision]
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        # The class logits and their softmax stay float32: ~300 classes need the precision.
-        if not isinstance(layer, (AnnealedMean, Confidence)) and layer.name != "ab_logits":
-            layer.dtype_policy = policy
-    return model

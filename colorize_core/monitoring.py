@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from colorize_core.manifest import OK
+from colorize_core.manifest import Status
 
 PREFIX = "ray_"  # what Ray puts before every ray.util.metrics name it exports
 STAGES = ("decode", "predict", "encode", "write")  # the manifest's STAGE_s columns, as the histogram's tag
@@ -79,7 +79,7 @@ class RunMetrics:
         for name, column in (("colorize_bytes_read", "bytes_in"), ("colorize_bytes_written", "bytes_out")):
             if total := int(pc.sum(table.column(column)).as_py() or 0):
                 self.metric[name].inc(total)
-        ok = table.filter(pc.equal(table.column("status"), OK))
+        ok = table.filter(pc.equal(table.column("status"), Status.OK))
         histogram = self.metric["colorize_stage_seconds"]
         for stage in STAGES:  # ok rows only: a skipped or failed row's zero is not a stage's time
             for seconds in np.asarray(ok.column(f"{stage}_s")):

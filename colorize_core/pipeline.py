@@ -1,4 +1,4 @@
-"""The colorize job as one Ray Data chain: read keys -> decode + L -> predict -> recombine + encode + write -> manifest.
+"""The colorize job as one Ray Data chain: read keys -> decode + L -> predict -> recombine + encode + write -> manifest rows.
 
 Ten million keys never sit on the driver: it reads them (a listing or an input list) a wave of WAVE_KEYS at a
 time (a short first one), as compact Arrow strings, and runs the chain over each wave in turn, all waves writing into the run's one
@@ -17,7 +17,8 @@ from colorize_core.monitoring import RunMetrics
 from colorize_core.progress import Progress
 from colorize_core.run_lock import RunLock
 from colorize_core.runtime import Resources
-from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode
+from colorize_core.settings import JobSettings
+from colorize_core.stages import Predictor, encode_and_write, read_and_decode
 from colorize_core.storage import CHUNK, Location, StorageGone, retrying
 
 ACTOR_MEMORY = 2 * 1024**3  # bytes: the colorizer in TensorFlow with a batch in flight
@@ -126,22 +127,22 @@ def keys_dataset(keys: list[str], per_block: int, skip: np.ndarray | None = None
     return ray.data.from_arrow(blocks)
 
 
-def task_memory(settings: JobSettings, resources: Resources) -> int:
-    """What each decode and encode task asks Ray for (stages.task_memory), so that the scheduler places no more of
+def task_memory_request(settings: JobSettings, resources: Resources) -> int:
+    """What each decode and encode task asks Ray for (stages.task_peak_bytes), so that the scheduler places no more of
     them on a node than it holds; capped so that the largest node can still run one beside a model actor (a
     request no node can meet would wait for ever)."""
     import ray
 
     largest = max((node["Resources"].get("memory", 0) for node in ray.nodes() if node["Alive"]), default=0)
-    return int(min(stages.task_memory(settings, resources.batch_size), max(largest - ACTOR_MEMORY, 2**28)))
+    return int(min(stages.task_peak_bytes(settings, resources.batch_size), max(largest - ACTOR_MEMORY, 2**28)))
 
 
 def colorize_dataset(keys: list[str], settings: JobSettings, resources: Resources, done: DoneKeys | None = None):
-    """The job's chain of stages over `keys` (those in `done` marked to skip); lazy: nothing runs until the
-    manifest is written."""
+    """The job's chain of stages over `keys` (those in `done` marked to skip), ending in manifest rows (Arrow
+    tables of manifest.SCHEMA); lazy: nothing runs until run() iterates it."""
     import ray
 
-    memory = task_memory(settings, resources)
+    memory = task_memory_request(settings, resources)
     dataset = (
         keys_dataset(keys, resources.batch_size, None if done is None else done.contains(keys))
         .map_batches(read_and_decode, fn_kwargs={"settings": settings}, batch_size=resources.batch_size,
@@ -154,6 +155,7 @@ def colorize_dataset(keys: list[str], settings: JobSettings, resources: Resource
                      memory=ACTOR_MEMORY)
         .map_batches(encode_and_write, fn_kwargs={"settings": settings}, batch_size=resources.batch_size,
                      batch_format="numpy", memory=memory)
+        .map_batches(manifest.to_table, batch_format="numpy")  # the columns and types declared, or it fails
     )
     # Ray Data's own metrics then carry the run's id (dataset="RUN_ID_..."), as its manifest folder does.
     dataset.set_name(settings.run_id)
@@ -173,13 +175,14 @@ def run(chunks: Iterable[list[str]], settings: JobSettings, resources: Resources
     shows them; `metrics`, if given, exports them (monitoring.py). StorageGone if the storage goes away for good: the manifest files written so far stay, the run is
     not marked complete, and the rows not yet written are saved locally (the exception says where)."""
     lock = RunLock(settings.output, settings.run_id).acquire()
-    writer = manifest.ManifestWriter(settings.output, settings.run_id)
+    writer = manifest.Writer(settings.output, settings.run_id)
     summary = RunSummary(manifest.folder_of(settings.output, settings.run_id), {}, 0,
                          notes=[lock.note] if lock.note else [])
     same = {"model": settings.model_uri, "model_sha256": settings.model_sha256, "run_id": settings.run_id}
     seen = SeenKeys() if may_repeat else None
 
-    def on_rows(rows) -> None:
+    def on_rows(rows: pa.Table) -> None:
+        writer.add(rows)
         if progress is not None:
             progress.rows(rows)
         if metrics is not None:
@@ -197,7 +200,6 @@ def run(chunks: Iterable[list[str]], settings: JobSettings, resources: Resources
             if metrics is not None:
                 metrics.taken(rows.num_rows)
             passed.clear()
-            writer.add(rows)
             on_rows(rows)
 
     try:
@@ -211,12 +213,14 @@ def run(chunks: Iterable[list[str]], settings: JobSettings, resources: Resources
             summary.owed += len(wave)
             if metrics is not None:
                 metrics.taken(len(wave))
-            if wave:
-                manifest.write(colorize_dataset(wave, settings, resources, done), writer, on_rows)
+            if wave:  # the rows come back to the driver (a few hundred bytes each; the images stay behind)
+                for rows in colorize_dataset(wave, settings, resources, done).iter_batches(batch_format="pyarrow",
+                                                                                           batch_size=None):
+                    on_rows(rows)
             write_passed()
         write_passed()
         writer.flush()
-        summary.counts = retrying(lambda: manifest.count(settings.output, summary.folder))
+        summary.counts = retrying(lambda: manifest.counts_of_run(settings.output, summary.folder))
         retrying(lambda: manifest.mark_complete(settings.output, settings.run_id, summary.counts))
     except StorageGone as e:
         rows = sum(t.num_rows for t in writer.pending)

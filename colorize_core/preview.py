@@ -5,18 +5,17 @@ the setting and the colour confidence under each picture. HTML (self-contained) 
 import itertools
 import random
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from colorize_core import codec, manifest, pipeline
-from colorize_core.evaluation import thumbnail
+from colorize_core import codec, manifest, pipeline, runtime
+from colorize_core.codec import thumbnail
 from colorize_core.model_file import ModelFile, resolve_knobs
 from colorize_core.runtime import Resources
-from colorize_core.stages import JobSettings
+from colorize_core.settings import JobSettings
 from colorize_core.storage import Location
 
 CELL_W, CELL_H, CAPTION_H = 240, 180, 44  # the JPEG's cells: a picture fitted in CELL_W x CELL_H, text below
@@ -61,10 +60,10 @@ def colorize_each(source: Location, keys: list[str], out: Path, model_uri: str, 
     results = {}
     for i, setting in enumerate(settings, 1):
         print(f"setting {i} of {len(settings)}: {setting.label()}", flush=True)
-        run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        job = JobSettings(source, Location(str(out / "images" / setting.folder())), model_uri, model.sha256, run_id,
-                          overwrite=True, precision=precision, temperature=setting.temperature,
-                          chroma_gain=setting.chroma_gain, model_endpoint=endpoint, model_size=setting.model_size)
+        job = JobSettings(input=source, output=Location(str(out / "images" / setting.folder())),
+                          run_id=runtime.new_run_id(), model_uri=model_uri, model_sha256=model.sha256,
+                          model_endpoint=endpoint, temperature=setting.temperature, chroma_gain=setting.chroma_gain,
+                          model_size=setting.model_size, precision=precision, overwrite=True)
         folder = pipeline.run([keys], job, resources).folder
         rows = manifest.read(job.output, folder)
         results[setting] = {key: {c: rows[c][row] for c in ("status", "error", "colour_confidence")}
@@ -74,7 +73,7 @@ def colorize_each(source: Location, keys: list[str], out: Path, model_uri: str, 
 
 def _caption(setting: Setting, row: dict) -> list[str]:
     """The lines under a picture: its setting and its colour confidence, or why there is no picture."""
-    if row["status"] != manifest.OK:
+    if row["status"] != manifest.Status.OK:
         return [f"{row['status']}: {row['error']}"]
     confidence = row["colour_confidence"]
     return [setting.label(), "confidence " + (f"{confidence:.2f}" if np.isfinite(confidence) else "none (regression head)")]
@@ -112,8 +111,8 @@ def write_sheet(source: Location, keys: list[str], out: Path, model_name: str, r
                  else '<td class="error">cannot be read</td>']
         pictures = [(original, [key])]
         for s in settings:
-            row = results[s].get(key, {"status": manifest.ERROR, "error": "no manifest row", "colour_confidence": np.nan})
-            colour = _picture(Location(str(out / "images" / s.folder())), key) if row["status"] == manifest.OK else None
+            row = results[s].get(key, {"status": manifest.Status.ERROR, "error": "no manifest row", "colour_confidence": np.nan})
+            colour = _picture(Location(str(out / "images" / s.folder())), key) if row["status"] == manifest.Status.OK else None
             caption = _caption(s, row)
             image = f'<img src="{thumbnail(colour)}" alt="{escape(s.label())} {escape(key)}">' if colour is not None else ""
             lines = "<br>".join(escape(line) for line in caption)
@@ -152,8 +151,7 @@ def _sheet_image(headings: list[str], rows: list[list[tuple[np.ndarray | None, l
         top = CAPTION_H + r * (CELL_H + CAPTION_H)
         for c, (picture, caption) in enumerate(pictures):
             if picture is not None:
-                if picture.dtype != np.uint8:
-                    picture = np.round(picture / 257.0).astype(np.uint8)
+                picture = codec.to_8bit(picture)
                 scale = min((CELL_W - 8) / picture.shape[1], (CELL_H - 8) / picture.shape[0])
                 small = cv2.resize(picture, (max(1, round(picture.shape[1] * scale)), max(1, round(picture.shape[0] * scale))),
                                    interpolation=cv2.INTER_AREA)

@@ -11,7 +11,7 @@ from typing import TextIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from colorize_core.manifest import ERROR, OK, SKIPPED
+from colorize_core.manifest import Status
 
 LOG_EVERY_S = 10.0
 TERMINAL_EVERY_S = 0.5
@@ -27,14 +27,14 @@ def duration(seconds: float) -> str:
 
 
 class Progress:
-    """Counts the keys listed and the manifest rows finished (manifest.write's on_rows), and prints a line."""
+    """Counts the keys listed and the manifest rows finished (pipeline.run's on_rows), and prints a line."""
 
     def __init__(self, out: TextIO = sys.stdout, every_s: float | None = None):
         self.out = out
         self.terminal = out.isatty()
         self.every_s = every_s if every_s is not None else TERMINAL_EVERY_S if self.terminal else LOG_EVERY_S
         self.listed, self.listing_done = 0, False
-        self.counts = {OK: 0, SKIPPED: 0, ERROR: 0}
+        self.counts = {Status.OK: 0, Status.SKIPPED: 0, Status.ERROR: 0}
         self.start = self.last = time.monotonic()
 
     def keys(self, chunks):
@@ -54,12 +54,12 @@ class Progress:
     def line(self) -> str:
         finished = sum(self.counts.values())
         seconds = time.monotonic() - self.start
-        rate = self.counts[OK] / seconds if seconds > 0 else 0.0
+        rate = self.counts[Status.OK] / seconds if seconds > 0 else 0.0
         per_row = seconds / finished if finished else 0.0  # skipped rows are fast: the time left counts every row
         total = f"{self.listed:,}" if self.listing_done else f"{self.listed:,}+ (still listing)"
         left = duration((self.listed - finished) * per_row) + " left" if self.listing_done and finished else "time left: --"
-        failed = f", {self.counts[ERROR]:,} failed" if self.counts[ERROR] else ""
-        skipped = f", {self.counts[SKIPPED]:,} skipped" if self.counts[SKIPPED] else ""
+        failed = f", {self.counts[Status.ERROR]:,} failed" if self.counts[Status.ERROR] else ""
+        skipped = f", {self.counts[Status.SKIPPED]:,} skipped" if self.counts[Status.SKIPPED] else ""
         return f"{finished:,} of {total} images{skipped}{failed}; {rate:.2f} images/s; {left}"
 
     def show(self) -> None:

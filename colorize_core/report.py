@@ -4,6 +4,7 @@ escaped."""
 from html import escape
 
 from colorize_core.metrics import HARM_MARGIN
+from colorize_core.model_file import Head
 
 # (column, heading, which end is worse) for the per-image table.
 COLUMNS = (
@@ -103,7 +104,7 @@ def render(summary: dict, rows: list[dict]) -> str:
 <html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <title>Colorization evaluation: {escape(summary["model_name"])}</title><style>{STYLE}</style></head><body>
 <h1>Colorization evaluation</h1>
-<p>Model <b>{escape(summary["model_name"])}</b> (sha256 {escape(summary["model_sha256"])}; {escape(summary.get("head", "regression"))}
+<p>Model <b>{escape(summary["model_name"])}</b> (sha256 {escape(summary["model_sha256"])}; {escape(summary.get("head", Head.REGRESSION))}
 head{escape(f", temperature {summary['temperature']}") if summary.get("temperature") is not None else ""}, chroma gain
 {summary.get("chroma_gain", 1.0)}, model size {summary.get("model_size", 224)}) on {summary["images"]} images
 from {escape(summary["input"])}{escape(" (split " + summary["split"] + ")") if summary.get("split") else ""}.

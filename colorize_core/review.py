@@ -82,7 +82,7 @@ def _batches(output: Location, folder: str, status: str, columns: list[str]) -> 
 
 def has_confidence(output: Location, folder: str) -> bool:
     """Whether the run's ok rows have a colour_confidence (the classification head's; NaN for the regression's)."""
-    for batch in _batches(output, folder, manifest.OK, ["colour_confidence"]):
+    for batch in _batches(output, folder, manifest.Status.OK, ["colour_confidence"]):
         if np.isfinite(batch.column(0).to_numpy(zero_copy_only=False)).any():
             return True  # one model a run: the first finite value settles it
     return False
@@ -90,7 +90,7 @@ def has_confidence(output: Location, folder: str) -> bool:
 
 def kind_of(kind: str | None, error: str | None) -> str:
     """An error row's kind: its error_kind column, or for a row written before there was one, from its text."""
-    return kind if kind in manifest.ERROR_KINDS else manifest.error_kind(manifest.ERROR, error or "")
+    return kind if kind in manifest.ERROR_KINDS else manifest.error_kind(manifest.Status.ERROR, error or "")
 
 
 def confidence_score(batch: pa.RecordBatch) -> np.ndarray:
@@ -144,9 +144,9 @@ def select(output: Location, folder: str, order: str, limit: int, seed: int) -> 
     """The rows a gallery shows, in its order: ok rows least confident first, or a seeded random sample of
     them, or error rows by kind."""
     if order == ERRORS:
-        return smallest(_batches(output, folder, manifest.ERROR, SHOWN_COLUMNS), kind_score, limit)
+        return smallest(_batches(output, folder, manifest.Status.ERROR, SHOWN_COLUMNS), kind_score, limit)
     score = confidence_score if order == CONFIDENCE else hash_score(seed)
-    return smallest(_batches(output, folder, manifest.OK, SHOWN_COLUMNS), score, limit)
+    return smallest(_batches(output, folder, manifest.Status.OK, SHOWN_COLUMNS), score, limit)
 
 
 @dataclass
@@ -160,7 +160,7 @@ class ErrorListing:
 def list_errors(output: Location, folder: str, cap: int = ERRORS_SHOWN) -> ErrorListing:
     """The run's error rows by kind, streamed: at most `cap` keys of each kind kept."""
     listing = ErrorListing()
-    for batch in _batches(output, folder, manifest.ERROR, ["key", "error", "error_kind"]):
+    for batch in _batches(output, folder, manifest.Status.ERROR, ["key", "error", "error_kind"]):
         for key, error, kind in zip(*(batch.column(c).to_pylist() for c in ("key", "error", "error_kind"))):
             kind = kind_of(kind, error)
             listing.counts[kind] += 1
@@ -178,8 +178,7 @@ def thumbnails(data: bytes) -> tuple[bytes, bytes]:
     h, w = image.shape[:2]
     scale = min(1.0, THUMB_SIDE / max(h, w))
     small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    if small.dtype != np.uint8:
-        small = np.round(small / 257.0).astype(np.uint8)
+    small = codec.to_8bit(small)
     grey = lab.recombine(lab.bgr_to_lab(small)[..., 0], np.zeros((1, 1, 2), np.float32))  # as the evaluation's
     return codec.encode(grey, "jpeg", THUMB_QUALITY), codec.encode(small, "jpeg", THUMB_QUALITY)
 
@@ -195,7 +194,7 @@ def add_thumbnails(output: Location, gallery: Location, rows: list[dict], thread
     row["note"]: why there are none (an output that cannot be read or decoded is a note, not a failure). How
     many rows have thumbnails."""
     def one(row: dict) -> dict:
-        if row["status"] != manifest.OK:
+        if row["status"] != manifest.Status.OK:
             return {"note": row["error"] or ""}
         if not row["output_key"]:
             return {"note": "the manifest names no output_key"}
@@ -223,7 +222,7 @@ class Header:
     complete: bool
     model: str  # the model file's name
     model_sha256: str
-    counts: dict[str, int]  # manifest.count()
+    counts: dict[str, int]  # manifest.counts_of_run()
     order: str  # the order used, in words
     errors: int
 
@@ -257,7 +256,7 @@ def render_card(row: dict, rank: int) -> str:
                     '</figcaption></figure></div>')
     else:
         pictures = f'<p class="note">{escape(row.get("note", ""))}</p>'
-    if row["status"] == manifest.OK:
+    if row["status"] == manifest.Status.OK:
         figures = "".join(f"<dt>{escape(label)}</dt><dd>{escape(text)}</dd>" for label, text in _figures(row))
     else:
         figures = f"<dt>error kind</dt><dd>{escape(kind_of(row['error_kind'], row['error']))}</dd>"
@@ -462,7 +461,7 @@ def write_gallery(output: Location, run_id: str, complete: bool, gallery: Locati
     made = add_thumbnails(output, gallery, rows, threads)
     listing = list_errors(output, folder)
     model, sha256 = _model_of(output, folder, rows)
-    header = Header(run_id, complete, model, sha256, manifest.count(output, folder), words,
+    header = Header(run_id, complete, model, sha256, manifest.counts_of_run(output, folder), words,
                     sum(listing.counts.values()))
     pages = render_pages(header, rows, page_size)
     put(gallery, "errors.html", render_errors(header, listing).encode("utf-8"))

@@ -12,9 +12,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 MiB = 1024**2
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+
+
+def new_run_id() -> str:
+    """A run's ID: the UTC time it started, to the microsecond (20261202T155852123456Z); names its manifest folder."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def prepare_environment(ray_address: str | None = None) -> str | None:

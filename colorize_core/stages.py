@@ -1,23 +1,24 @@
 """The colorize job's stages, each a function (or, for the model, a class) over a batch.
 
-A batch is a dict of equal-length numpy arrays, Ray Data's "numpy" batch format, so the same functions run
-under Ray Data (jobs/colorize.py), in evaluation and training, and in a plain loop in a test. Each row
+A batch is a dict of equal-length numpy arrays, Ray Data's "numpy" batch format (batches.py), so the same
+functions run under Ray Data (pipeline.py), in evaluation and training, and in a plain loop in a test. Each row
 carries its `status` through every stage: TODO rows are worked on; SKIPPED (output already there, or in colour
-already under --skip-colour) and
-ERROR rows pass through untouched, so every input ends as exactly one manifest row (the columns and statuses
-are declared in manifest.py).
+already under --skip-colour) and ERROR rows pass through untouched, so every input ends as exactly one manifest
+row (the columns and statuses are declared in manifest.py).
 """
 import hashlib
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from colorize_core import codec, colour_profile, crashes, credentials, lab, label, metadata, runtime
-from colorize_core.manifest import ERROR, FOLDER, OK, SKIPPED, TODO, error_kinds
-from colorize_core.storage import DEFAULT_MAX_BYTES, Location, within
+from colorize_core.batches import columns, ragged
+from colorize_core.manifest import FOLDER, Status, error_kinds
+from colorize_core.settings import JobSettings
+from colorize_core.storage import within
 
 ALREADY_COLOUR = "already in colour"  # a skipped row's reason, with --skip-colour
 LANDS_IN_INPUT = "its output would land inside --input (through a link): refused, so that no original is overwritten"
@@ -28,6 +29,7 @@ LANDS_IN_INPUT = "its output would land inside --input (through a link): refused
 CARRY_PIXELS = 4_000_000
 BYTES_PER_PIXEL = 24  # a decode or encode task's peak per pixel of the one image it works on (16-bit)
 EMPTY_L = np.zeros((0, 0), np.float32)
+EMPTY_FIXED_L = lab.L_to_fixed(EMPTY_L)  # every row's L is uint16, empty ones too: Ray gives a column one dtype
 EMPTY_AB = np.zeros((0, 0, 2), np.float32)
 SOFTWARE = "colorize"
 SIDECAR = ".xmp"  # an output's XMP sidecar is its key and this (photo.bmp.xmp): never two outputs' one name
@@ -35,41 +37,6 @@ SIDECAR = ".xmp"  # an output's XMP sidecar is its key and this (photo.bmp.xmp):
 
 class RefusedOutput(ValueError):
     """An output the job will not write: it would land inside the input."""
-
-
-@dataclass(frozen=True)
-class JobSettings:
-    """What every stage needs to know about the run; small and picklable."""
-
-    input: Location
-    output: Location
-    model_uri: str
-    model_sha256: str
-    run_id: str
-    overwrite: bool = False
-    jpeg_quality: int = 95
-    precision: str = "auto"  # runtime.PRECISIONS; "auto" is decided by the model's worker (Predictor)
-    max_pixels: int = codec.DEFAULT_MAX_PIXELS
-    temperature: float | None = None  # the classification head's annealed-mean temperature; None: the model's
-    chroma_gain: float | None = None  # applied in recombine (ab times this, L kept); None: the model file's own
-    model_endpoint: str | None = None  # the S3 endpoint the model file is fetched from (None: AWS_ENDPOINT_URL)
-    failpoints: tuple[tuple[str, str], ...] = ()  # for tests: (stage, key) pairs that crash their stage (crashes.py)
-    skip_colour: float | None = None  # inputs whose colour measure (lab.lightness) is above this are left alone
-    model_size: int = lab.MODEL_SIZE  # the side of the L the network sees (lab.MODEL_SIZES)
-    max_bytes: int = DEFAULT_MAX_BYTES  # larger inputs are refused unread (--max-bytes)
-    digital_source_type: str = metadata.DIGITAL_SOURCE_TYPE  # what every output's XMP says it is (IPTC's term)
-    caption_note: str = metadata.CAPTION_NOTE  # appended to each output's description; "" for none
-    label: str = ""  # a visible line of text in a corner of each output's pixels (--label); "" for none
-    signing: credentials.SigningKey | None = None  # C2PA: every output signed with it (--c2pa-cert, --c2pa-key)
-
-
-def ragged(arrays: list[np.ndarray]) -> np.ndarray:
-    """A column of arrays of different shapes (full-resolution images) as a 1-D object array."""
-    column = np.empty(len(arrays), dtype=object)
-    column[:] = [None] * len(arrays)
-    for i, a in enumerate(arrays):
-        column[i] = a
-    return column
 
 
 def gpu_ids() -> list:
@@ -117,9 +84,9 @@ def error_text(e: Exception) -> str:
     return " ".join(f"{type(e).__name__}: {e}".split())[:1000]
 
 
-def task_memory(settings: JobSettings, batch_size: int) -> int:
-    """Bytes a decode or encode task may hold, what it asks Ray for: the largest image the run takes
-    (--max-pixels) being worked on, and a batch of carried small ones."""
+def task_peak_bytes(settings: JobSettings, batch_size: int) -> int:
+    """Bytes a decode or encode task may hold at its peak: the largest image the run takes (--max-pixels) being
+    worked on, and a batch of carried small ones (pipeline.task_memory_request asks Ray for it)."""
     return BYTES_PER_PIXEL * settings.max_pixels + batch_size * CARRY_PIXELS * 2
 
 
@@ -141,68 +108,96 @@ class Opened:
 def open_original(data: bytes, max_pixels: int) -> Opened:
     """An original's bytes -> Opened; codec.ImageError if it cannot be read."""
     image, fmt, alpha, header = codec.decode_original(data, max_pixels)
-    image, profile = colour_profile.to_srgb(image, header.icc)  # its profile honoured: now sRGB
-    L, chroma = lab.lightness(image)  # colour beyond a single tone: ~0 for grey and toned prints
+    srgb = colour_profile.to_srgb(image, header.icc)  # its profile honoured: now sRGB
+    L, chroma = lab.lightness(srgb.image)  # colour beyond a single tone: ~0 for grey and toned prints
     # The output is sRGB; it says so where its input carried a profile (one that was applied).
-    icc = colour_profile.srgb() if profile.endswith("converted to sRGB") else b""
+    icc = colour_profile.srgb() if srgb.converted else b""
     return Opened(L, chroma, fmt, 8 * image.dtype.itemsize, EMPTY_L if alpha is None else alpha, header.exv, icc,
-                  profile)
+                  srgb.note)
+
+
+@dataclass
+class Decoded:
+    """A key after the decode stage: its manifest row so far (manifest.SCHEMA's first columns), then what the
+    model and encode stages take from it (dropped before the manifest)."""
+
+    key: str
+    status: str = Status.TODO
+    error: str = ""
+    format: str = ""
+    bit_depth: int = 0
+    width: int = 0
+    height: int = 0
+    bytes_in: int = 0
+    input_sha256: str = ""  # of the bytes as read (fixity)
+    input_profile: str = ""
+    input_chroma: float = 0.0
+    decode_s: float = 0.0
+    decode_node: str = ""
+    # Full-resolution L as uint16 fixed point (lab.L_to_fixed): half the object-store bytes of float32. Empty for
+    # a scan over CARRY_PIXELS (the encode stage opens it again), and for skipped and error rows.
+    L: np.ndarray = field(default_factory=lambda: EMPTY_FIXED_L)
+    model_input: np.ndarray = field(default_factory=lambda: EMPTY_L)  # settings.model_size square, TODO rows only
+    alpha: np.ndarray = field(default_factory=lambda: EMPTY_L)
+    exv: bytes = b""  # the original's metadata, to carry (a few KB)
+    icc: bytes = b""  # the output's ICC profile: sRGB where the input's was applied
+
+    def drop_images(self) -> None:
+        """Nothing of the image carried on: a skipped or error row, or a scan the encode stage opens again."""
+        self.L, self.alpha, self.exv, self.icc = EMPTY_FIXED_L, EMPTY_L, b"", b""
+
+
+def decode_into(row: Decoded, settings: JobSettings, done: bool | None, crashed: bool,
+                journal: crashes.Journal) -> None:
+    """Read and decode `row.key` into `row`, or mark it skipped (done: its output is there; None: ask the
+    output) or crashed. Raises for what makes it an error row; the columns filled before then stay (fixity)."""
+    if reason := unsafe_key_reason(row.key):
+        raise codec.ImageError(f"refused key ({reason}): it would be written outside the output prefix")
+    if lands_in_input(settings, row.key):  # before "exists": through such a link the original looks done
+        raise RefusedOutput(LANDS_IN_INPUT)
+    if not settings.overwrite and (settings.output.exists(row.key) if done is None else done):
+        row.status = Status.SKIPPED
+        return
+    if crashed:
+        row.status, row.error = Status.ERROR, crashes.crash_error("decode")
+        return
+    data = settings.input.read(row.key, settings.max_bytes)
+    row.bytes_in, row.input_sha256 = len(data), hashlib.sha256(data).hexdigest()  # fixity: the bytes as read
+    with journal.handling("decode", [row.key]):  # a native crash in here is this key's (crashes.py)
+        opened = open_original(data, settings.max_pixels)
+    row.format, row.bit_depth, row.input_profile, row.input_chroma = opened.fmt, opened.depth, opened.profile, opened.chroma
+    row.height, row.width = opened.L.shape
+    if settings.skip_colour is not None and opened.chroma > settings.skip_colour:
+        row.status, row.error = Status.SKIPPED, ALREADY_COLOUR
+        return
+    row.model_input = lab.model_input(opened.L, settings.model_size)
+    if opened.L.size <= CARRY_PIXELS:  # a scan is opened again by the encode stage instead
+        row.L, row.alpha, row.exv, row.icc = lab.L_to_fixed(opened.L), opened.alpha, opened.exv, opened.icc
 
 
 def read_and_decode(batch: dict[str, np.ndarray], settings: JobSettings) -> dict[str, np.ndarray]:
     """CPU stage: key -> original bytes -> decoded image -> full-resolution L (uint16, lab.L_to_fixed) and the
-    model input (settings.model_size square).
+    model input (settings.model_size square): a Decoded row each.
 
     Rows whose output exists already become SKIPPED without reading anything (resume), unless overwrite: the
     batch's `skip` column says which (pipeline: from one listing of the output); without it, each key is asked.
     """
-    rows = {c: [] for c in ("status", "error", "format", "bit_depth", "width", "height", "bytes_in", "input_sha256",
-                            "input_profile", "input_chroma", "decode_s")}
-    Ls, inputs, alphas, exvs, iccs = [], [], [], [], []
     skip = batch["skip"] if "skip" in batch else [None] * len(batch["key"])
     journal = crashes.journal(settings.run_id, settings.failpoints)
     crashed, _ = journal.crashed("decode")
-    for key, skip_key in zip(batch["key"], skip):
+    node, rows = node_id(), []
+    for key, done in zip(batch["key"], skip):
         start = time.perf_counter()
-        status, error, fmt, depth, width, height, size, profile, chroma, L = TODO, "", "", 0, 0, 0, 0, "", 0.0, EMPTY_L
-        sha256 = ""
-        alpha, exv, icc = EMPTY_L, b"", b""
+        row = Decoded(str(key), decode_node=node)
         try:
-            if reason := unsafe_key_reason(key):
-                raise codec.ImageError(f"refused key ({reason}): it would be written outside the output prefix")
-            if lands_in_input(settings, key):  # before "exists": through such a link the original looks done
-                raise RefusedOutput(LANDS_IN_INPUT)
-            if not settings.overwrite and (settings.output.exists(key) if skip_key is None else skip_key):
-                status = SKIPPED
-            elif key in crashed:
-                status, error = ERROR, crashes.crash_error("decode")
-            else:
-                data = settings.input.read(key, settings.max_bytes)
-                size, sha256 = len(data), hashlib.sha256(data).hexdigest()  # fixity: the bytes as read
-                with journal.handling("decode", [key]):  # a native crash in here is this key's (crashes.py)
-                    opened = open_original(data, settings.max_pixels)
-                L, chroma, fmt, depth, alpha, exv, icc, profile = (opened.L, opened.chroma, opened.fmt, opened.depth,
-                                                                   opened.alpha, opened.exv, opened.icc, opened.profile)
-                height, width = L.shape
-                if settings.skip_colour is not None and chroma > settings.skip_colour:
-                    status, error, L, alpha, exv, icc = SKIPPED, ALREADY_COLOUR, EMPTY_L, EMPTY_L, b"", b""
-            model_input = lab.model_input(L, settings.model_size) if status == TODO else EMPTY_L
+            decode_into(row, settings, done, key in crashed, journal)
         except Exception as e:  # whatever one file does (a library's own error types too), it is that file's row
-            status, error, model_input = ERROR, error_text(e), EMPTY_L
-            L, alpha, exv, icc = EMPTY_L, EMPTY_L, b"", b""
-        inputs.append(model_input)
-        if L.size > CARRY_PIXELS:  # a scan: the encode stage opens it again (CARRY_PIXELS)
-            L, alpha, exv, icc = EMPTY_L, EMPTY_L, b"", b""
-        # L travels on to recombine as uint16 fixed point: half the object-store bytes of float32. Every row's
-        # L, empty ones too, is uint16: Ray gives a column of arrays one dtype, and mixed ones would be cast.
-        Ls.append(lab.L_to_fixed(L)), alphas.append(alpha), exvs.append(exv), iccs.append(icc)
-        for column, value in zip(rows, (status, error, fmt, depth, width, height, size, sha256, profile, chroma,
-                                        time.perf_counter() - start)):
-            rows[column].append(value)
-    return {"key": batch["key"], **{c: np.array(v) for c, v in rows.items()}, "L": ragged(Ls),
-            "model_input": ragged(inputs), "alpha": ragged(alphas),
-            "exv": np.array(exvs, dtype=object), "icc": np.array(iccs, dtype=object),  # a few KB: metadata, sRGB
-            "decode_node": np.full(len(Ls), node_id(), dtype=object)}
+            row.status, row.error, row.model_input = Status.ERROR, error_text(e), EMPTY_L
+        if row.status != Status.TODO:
+            row.drop_images()
+        row.decode_s = time.perf_counter() - start
+        rows.append(row)
+    return columns(rows, Decoded)
 
 
 class Predictor:
@@ -210,7 +205,7 @@ class Predictor:
     instance per actor holds the model, built with the run's temperature."""
 
     def __init__(self, settings: JobSettings):
-        from colorize_core.model import Colorizer  # TensorFlow only in the actors
+        from colorize_core.model import Colorizer  # Keras only in the actors
         from colorize_core.model_file import fetch_model
 
         # "auto" is decided here, by the worker that runs the model: its GPU, or its CPU's flags.
@@ -218,17 +213,15 @@ class Predictor:
         print(f"model precision {self.precision} ({why})", flush=True)
         self.colorizer = Colorizer.load(fetch_model(settings.model_uri, settings.model_sha256, settings.model_endpoint),
                                         self.precision, settings.temperature, settings.model_size)
-        self.chroma_gain = self.colorizer.default_gain if settings.chroma_gain is None else settings.chroma_gain
-        self.model_size = settings.model_size
         self.journal = crashes.journal(settings.run_id, settings.failpoints)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         keys, status, error = batch["key"], batch["status"].astype(object), batch["error"].astype(object)
         crashed, suspects = self.journal.crashed("predict")
         if crashed:
-            isolated = (status == TODO) & np.isin(keys, list(crashed))
-            status[isolated], error[isolated] = ERROR, crashes.crash_error("predict")
-        todo = status == TODO
+            isolated = (status == Status.TODO) & np.isin(keys, list(crashed))
+            status[isolated], error[isolated] = Status.ERROR, crashes.crash_error("predict")
+        todo = status == Status.TODO
         ab = [EMPTY_AB] * len(todo)
         seconds = np.zeros(len(todo))
         confidence = np.full(len(todo), np.nan)  # NaN: no confidence (regression head, skipped or error rows)
@@ -245,10 +238,7 @@ class Predictor:
                 confidence[group] = confident
             seconds[group] = (time.perf_counter() - start) / len(group)
         batch = {c: v for c, v in batch.items() if c not in ("model_input", "status", "error")}
-        # The knobs as used, resolved against the model's own defaults: the encode stage applies the gain.
-        temperature = np.nan if self.colorizer.temperature is None else self.colorizer.temperature
-        return {**batch, "status": status, "error": error, "ab": ragged(ab), "colour_confidence": confidence, "temperature": np.full(len(todo), temperature),
-                "chroma_gain": np.full(len(todo), self.chroma_gain), "model_size": np.full(len(todo), self.model_size),
+        return {**batch, "status": status, "error": error, "ab": ragged(ab), "colour_confidence": confidence,
                 "precision": np.where(todo, self.precision, "").astype(object), "predict_s": seconds,
                 "predict_node": np.full(len(todo), node_id(), dtype=object)}
 
@@ -294,10 +284,10 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
     when = str(np.datetime64("now", "s")) + "Z"
     journal = crashes.journal(settings.run_id, settings.failpoints)
     crashed, _ = journal.crashed("encode")
-    for i in np.flatnonzero(status == TODO):
+    for i in np.flatnonzero(status == Status.TODO):
         key, fmt = batch["key"][i], batch["format"][i]
         if key in crashed:
-            status[i], error[i] = ERROR, crashes.crash_error("encode")
+            status[i], error[i] = Status.ERROR, crashes.crash_error("encode")
             continue
         try:
             start = time.perf_counter()
@@ -310,7 +300,7 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
                     L, alpha, exv, icc = lab.L_to_fixed(opened.L), opened.alpha, opened.exv, opened.icc
                     del opened
                 dtype = np.uint16 if batch["bit_depth"][i] == 16 else np.uint8
-                image = lab.recombine(L, batch["ab"][i], dtype, batch["chroma_gain"][i])
+                image = lab.recombine(L, batch["ab"][i], dtype, settings.chroma_gain)
                 del L
                 if settings.label:
                     image = label.draw(image, settings.label)
@@ -329,9 +319,9 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
                 sidecar_sha256[i] = hashlib.sha256(described_output.sidecar).hexdigest()
             settings.output.write_atomic(key, data)
             write_s[i] = time.perf_counter() - start
-            status[i], bytes_out[i], output_sha256[i] = OK, len(data), hashlib.sha256(data).hexdigest()
+            status[i], bytes_out[i], output_sha256[i] = Status.OK, len(data), hashlib.sha256(data).hexdigest()
         except Exception as e:  # whatever one image does, it is that image's row; the rest of the batch goes on
-            status[i], error[i] = ERROR, error_text(e)
+            status[i], error[i] = Status.ERROR, error_text(e)
             if sidecar_key[i]:  # written, but its output was not: no sidecar without its output
                 try:
                     settings.output.delete(sidecar_key[i])
@@ -342,7 +332,7 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
     manifest = {c: v for c, v in batch.items() if c not in ("L", "ab", "alpha", "exv", "icc")}
     return {
         **manifest,
-        "output_key": np.where(status == ERROR, "", batch["key"]).astype(object),
+        "output_key": np.where(status == Status.ERROR, "", batch["key"]).astype(object),
         "status": status,
         "error": error,
         "error_kind": error_kinds(status, error),
@@ -355,6 +345,10 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
         "encode_s": encode_s,
         "write_s": write_s,
         "encode_node": np.full(n, node_id(), dtype=object),
+        # The run's own: its model and the knobs as used (resolved on the driver: settings.py).
+        "temperature": np.full(n, np.nan if settings.temperature is None else settings.temperature),
+        "chroma_gain": np.full(n, settings.chroma_gain),
+        "model_size": np.full(n, settings.model_size),
         "model": np.full(n, settings.model_uri, dtype=object),
         "model_sha256": np.full(n, settings.model_sha256, dtype=object),
         "run_id": np.full(n, settings.run_id, dtype=object),

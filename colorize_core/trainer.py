@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from colorize_core import augment, training
-from colorize_core.model_file import DTYPE_POLICIES, file_sha256
+from colorize_core.model_file import Head, file_sha256
 from colorize_core.storage import Location
 
 
@@ -129,8 +129,7 @@ def load_run(folder: Path, model) -> None:
 def model_of_run(run: dict, init_model: str, precision: str = "float32"):
     """The colorizer a run folder's files belong on: --init-model's, or a new head with the run's colour classes."""
     from colorize_core import colour_classes
-    from colorize_core.model import with_head
-    from colorize_core.model_file import load_colorizer
+    from colorize_core.model import load_colorizer, with_head
 
     classes = run["classes"] and colour_classes.ColourClasses(np.array(run["classes"]["centres"], np.float32),
                                                               np.array(run["classes"]["prior"], np.float32))
@@ -147,7 +146,7 @@ def export(folder: Path, init_model: str, path: Path, chroma_gain: float | None 
                          f"{run['init_model_sha256'][:12]}): its encoder would not match the trained decoder")
     model = model_of_run(run, init_model)
     load_run(folder, model)
-    model = with_defaults(model, run["recipe"]["temperature"] if run["recipe"]["head"] == "classification" else None,
+    model = with_defaults(model, run["recipe"]["temperature"] if run["recipe"]["head"] == Head.CLASSIFICATION else None,
                           chroma_gain)
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
@@ -161,7 +160,7 @@ def run_record(recipe: training.Recipe, model, init_model: str, mse_weights: lis
     from colorize_core.model import head_of
 
     classes = None
-    if head_of(model) == "classification":
+    if head_of(model) == Head.CLASSIFICATION:
         annealed = model.get_layer("annealed_mean")
         classes = {"centres": annealed.centres.tolist(), "prior": annealed.prior.tolist()}
     return {"recipe": recipe.to_json(), "classes": classes, "mse_weights": mse_weights,
@@ -172,7 +171,7 @@ def run_record(recipe: training.Recipe, model, init_model: str, mse_weights: lis
 def _start(recipe: training.Recipe, photos: PhotoSet, init_model: str, seed: int, previous: dict | None, resume: Path | None):
     """The model a recipe trains, and the regression head's rebalancing weights: from `resume`'s run folder,
     else from `init_model` (training.start_model; colour classes from a sample of the photos' targets)."""
-    from colorize_core.model_file import load_colorizer
+    from colorize_core.model import load_colorizer
 
     if previous:
         model = model_of_run(previous, init_model, recipe.precision)
@@ -195,7 +194,7 @@ def train_recipe(recipe: training.Recipe, photos: PhotoSet, val_batches: list, i
     import keras
     from keras import ops
 
-    from colorize_core.model import training_model
+    from colorize_core.model import DTYPE_POLICIES, training_model
 
     previous = json.loads((resume / "run.json").read_text()) if resume else None
     if previous:  # a resumed run goes on with its own recipe

@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 
 from colorize_core import augment, codec, colour_classes, lab, metrics
+from colorize_core.batches import columns
+from colorize_core.model_file import Head
 from colorize_core.storage import Location
 
 TARGET = augment.TARGET  # the loss is taken at 56x56: colour is smooth, and it is 16x cheaper than 224x224
@@ -30,7 +32,7 @@ ENCODER_LR_SCALE = 0.1  # Recipe.encoder_lr_scale's default
 class Recipe:
     """How a model is trained, whichever launcher runs it; the flags of both (jobs.add_recipe_flags)."""
 
-    head: str = "regression"  # or "classification"
+    head: Head = Head.REGRESSION
     loss: str = "mse"  # regression head: "mse" (the thesis's) or "rebalanced"
     mix: float = 0.5  # rebalancing: weight 1 / ((1 - mix) p + mix / Q); 1 = no rebalancing
     unfreeze: tuple[str, ...] = ()  # encoder blocks trained too, e.g. ("block4", "block5")
@@ -44,7 +46,7 @@ class Recipe:
 
     @classmethod
     def from_args(cls, args) -> "Recipe":
-        return cls(args.head, args.loss, args.mix, tuple(args.unfreeze), args.learning_rate, args.batch_size,
+        return cls(Head(args.head), args.loss, args.mix, tuple(args.unfreeze), args.learning_rate, args.batch_size,
                    args.precision, args.default_temperature, args.encoder_lr_scale)
 
     def to_json(self) -> dict:
@@ -53,20 +55,20 @@ class Recipe:
     @classmethod
     def from_json(cls, fields: dict) -> "Recipe":
         """The recipe a run.json or a Ray Train config holds (to_json's)."""
-        return cls(**{**fields, "unfreeze": tuple(fields["unfreeze"])})
+        return cls(**{**fields, "head": Head(fields["head"]), "unfreeze": tuple(fields["unfreeze"])})
 
 
 # The portfolio a prepared run trains (tools/gpu_train.sh, tools/cpu_train.sh): what differs between its recipes.
 # The launcher's flags give the rest (unfrozen blocks, learning rate, batch size, precision).
 PORTFOLIO = {
     # The regression control: the thesis's MSE, the most accurate model measured so far (12.25 CIEDE2000).
-    "regression": {"head": "regression", "loss": "mse"},
+    "regression": {"head": Head.REGRESSION, "loss": "mse"},
     # Classification with more rebalancing than the default 0.5 (mix is the uniform share: 1 = none): vivid, but
     # on the CPU its colours grew as strong as the truth's and more often wrong after 10 minutes.
-    "classification-mix0.25": {"head": "classification", "mix": 0.25},
+    "classification-mix0.25": {"head": Head.CLASSIFICATION, "mix": 0.25},
     # The other side of 0.5: less rebalancing, the best classification run measured (12.00 CIEDE2000 at 610 s
     # on an AMX CPU, issue 32), with blue skies and green trees where the shipped model is brown.
-    "classification-mix0.75": {"head": "classification", "mix": 0.75},
+    "classification-mix0.75": {"head": Head.CLASSIFICATION, "mix": 0.75},
 }
 
 
@@ -89,10 +91,6 @@ def example(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A 224x224 BGR crop -> (its L (224, 224, 1) in [0, 100], its ab / 128 at 56x56): the network's input and target."""
     Lab = lab.bgr_to_lab(np.ascontiguousarray(crop))
     return Lab[..., :1], cv2.resize(Lab[..., 1:], (TARGET, TARGET), interpolation=cv2.INTER_AREA) / lab.AB_SCALE
-
-
-def stack(examples: list, shape: tuple) -> np.ndarray:
-    return np.array(examples, np.float32).reshape(-1, *shape)
 
 
 def decode_photo(source: Location, key: str) -> np.ndarray | None:
@@ -123,19 +121,29 @@ def learning_rate_at(recipe: "Recipe", done: float) -> float:
     return recipe.learning_rate * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * min(1.0, done))))
 
 
+@dataclass(frozen=True)
+class ValidationExample:
+    """A validation photo's centre crop: its L, its ab / 128 at 56x56, and itself as RGB 0..255 (the truth)."""
+
+    L: np.ndarray
+    ab: np.ndarray
+    truth: np.ndarray
+
+
+VALIDATION_SHAPES = {"L": (lab.MODEL_SIZE, lab.MODEL_SIZE, 1), "ab": (TARGET, TARGET, 2),
+                     "truth": (lab.MODEL_SIZE, lab.MODEL_SIZE, 3)}
+
+
 def validation_examples(batch: dict[str, np.ndarray], source: Location) -> dict[str, np.ndarray]:
     """CPU stage: photo keys -> the same centre 224x224 crop every epoch (lab.centre_crop): L, ab / 128 at 56x56
     and the crop itself as RGB 0..255 (`truth`), to measure the colorized crop against."""
-    Ls, abs_, truths = [], [], []
+    rows = []
     for key in batch["key"]:
         image = decode_photo(source, key)
-        if image is None:
-            continue
-        crop = lab.centre_crop(image, lab.MODEL_SIZE)
-        L, ab = example(crop)
-        Ls.append(L), abs_.append(ab), truths.append(metrics.bgr_to_rgb255(crop))
-    size = (lab.MODEL_SIZE, lab.MODEL_SIZE)
-    return {"L": stack(Ls, (*size, 1)), "ab": stack(abs_, (TARGET, TARGET, 2)), "truth": stack(truths, (*size, 3))}
+        if image is not None:
+            crop = lab.centre_crop(image, lab.MODEL_SIZE)
+            rows.append(ValidationExample(*example(crop), metrics.bgr_to_rgb255(crop)))
+    return columns(rows, ValidationExample, stacked=VALIDATION_SHAPES)
 
 
 def colour_classes_of(ab_batches: list[np.ndarray]) -> colour_classes.ColourClasses:
@@ -147,7 +155,7 @@ def mse_rebalancing(recipe: Recipe, ab_sample: np.ndarray) -> list[float] | None
     """The regression head's rebalancing weights from a sample of training targets, where the recipe asks."""
     from colorize_core import losses
 
-    if recipe.head != "regression" or recipe.loss != "rebalanced":
+    if recipe.head != Head.REGRESSION or recipe.loss != "rebalanced":
         return None
     return losses.rebalancing_weights(ab_sample, recipe.mix).tolist()
 
@@ -160,7 +168,7 @@ def loss_function(recipe: Recipe, model, mse_weights: list[float] | None = None)
     from colorize_core import losses
     from colorize_core.model import head_of
 
-    if head_of(model) == "classification":
+    if head_of(model) == Head.CLASSIFICATION:
         annealed = model.get_layer("annealed_mean")
         classes = colour_classes.ColourClasses(annealed.centres, annealed.prior)
         return losses.RebalancedCrossEntropy(classes.centres, colour_classes.rebalancing_weights(classes, recipe.mix),
@@ -175,8 +183,8 @@ def needs_targets(init, recipe: Recipe) -> bool:
     head started from a regression model) or for the regression head's rebalancing weights."""
     from colorize_core.model import head_of
 
-    new_classes = recipe.head == "classification" and head_of(init) != "classification"
-    return new_classes or (recipe.head == "regression" and recipe.loss == "rebalanced")
+    new_classes = recipe.head == Head.CLASSIFICATION and head_of(init) != Head.CLASSIFICATION
+    return new_classes or (recipe.head == Head.REGRESSION and recipe.loss == "rebalanced")
 
 
 def start_model(init, recipe: Recipe, targets: list[np.ndarray]):
@@ -188,9 +196,9 @@ def start_model(init, recipe: Recipe, targets: list[np.ndarray]):
     from colorize_core.model import with_defaults, with_head
 
     # Targets are made for a classification head only where `init` lacks one (needs_targets).
-    classes = colour_classes_of(targets) if recipe.head == "classification" and targets else None
+    classes = colour_classes_of(targets) if recipe.head == Head.CLASSIFICATION and targets else None
     model = with_head(init, recipe.head, classes)
-    if recipe.head == "classification" and recipe.temperature is not None:
+    if recipe.head == Head.CLASSIFICATION and recipe.temperature is not None:
         model = with_defaults(model, temperature=recipe.temperature)
     return model, mse_rebalancing(recipe, np.concatenate(targets)) if targets else None
 
@@ -277,7 +285,7 @@ def train_loop_per_worker(config: dict) -> None:
     import tensorflow as tf
 
     from colorize_core.model import training_model
-    from colorize_core.model_file import load_colorizer
+    from colorize_core.model import load_colorizer
 
     context = ray.train.get_context()
     recipe = Recipe.from_json(config["recipe"])

@@ -1,7 +1,7 @@
 """Entry points: `python -m jobs.X` locally, `ray job submit -- python -m jobs.X` on a cluster."""
 import os
 
-from colorize_core.model_file import DEFAULT_MODEL, ModelFile, inspect_model_file, resolve_knobs
+from colorize_core.model_file import DEFAULT_MODEL, Head, ModelFile, inspect_model_file, resolve_knobs
 from colorize_core.lab import MODEL_SIZE, MODEL_SIZES
 from colorize_core.runtime import PRECISIONS
 
@@ -44,6 +44,13 @@ def add_model_stage_flags(p) -> None:
     add_knob_flags(p)
 
 
+def add_runtime_flags(p) -> None:
+    """Where a Ray job runs and what it shows: --ray-address and --verbose (runtime.start_ray)."""
+    p.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray started here)")
+    p.add_argument("--verbose", action="store_true",
+                   help="show Ray's and the workers' logs here too (they are always in Ray's log folder)")
+
+
 def model_and_knobs(args) -> tuple[ModelFile, float | None, float]:
     """The --model file inspected (SystemExit if missing or refused) and the knobs the run uses: the flags',
     else the file's own defaults (SystemExit, saying why, for a wrong one)."""
@@ -69,7 +76,7 @@ def add_recipe_flags(p, batch_size: int, learning_rate: float) -> None:
     jobs.train_gpu (one GPU, no Ray); the two differ only in their default batch size and learning rate."""
     from colorize_core.training import ENCODER_LR_SCALE  # here: only the training jobs take its seconds of imports
 
-    p.add_argument("--head", choices=("regression", "classification"), default="regression",
+    p.add_argument("--head", choices=tuple(Head), type=Head, default=Head.REGRESSION,
                    help="regression: ab directly (the thesis's model); classification: a distribution over ~300 "
                         "colour bins, decoded by the annealed mean (Zhang et al. 2016): more vivid colour")
     p.add_argument("--loss", choices=("mse", "rebalanced"), default="mse",

@@ -9,12 +9,11 @@ import math
 import os
 import sys
 import time
-from datetime import datetime, timezone
 
-from jobs import add_input_flags, add_model_stage_flags, model_and_knobs, settings_from_environment
+from jobs import add_input_flags, add_model_stage_flags, add_runtime_flags, model_and_knobs, settings_from_environment
 from colorize_core import codec, crashes, credentials, manifest, metadata, monitoring, pipeline, runtime
 from colorize_core.progress import Progress
-from colorize_core.stages import JobSettings
+from colorize_core.settings import JobSettings
 from colorize_core.storage import (DEFAULT_MAX_BYTES, IMAGE_EXTENSIONS, KeySource, Location, StorageGone,
                                    csv_has_header, retrying, within)
 
@@ -70,9 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "to show that the job isolates such a key (docs/architecture.md)")
     p.add_argument("--no-metrics", dest="metrics", action="store_false",
                    help="export no metrics of the job's own to Prometheus (default: on; operator guide, Watching a run)")
-    p.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray started here)")
-    p.add_argument("--verbose", action="store_true",
-                   help="show Ray's and the workers' logs here too (they are always in Ray's log folder)")
+    add_runtime_flags(p)
     args = settings_from_environment(p).parse_args(argv)
     for name in ("batch_size", "actors", "max_pixels", "max_bytes", "object_store_mib"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -146,15 +143,16 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no images found under {args.input_list or args.input}")
     if args.input_list and args.input_list.endswith(".csv"):
         print(describe_input_list(args.input_list, args.s3_endpoint))
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    settings = JobSettings(
+        input=source, output=target, run_id=runtime.new_run_id(),
+        model_uri=args.model, model_sha256=model.sha256, model_endpoint=args.s3_endpoint, temperature=temperature,
+        chroma_gain=chroma_gain, model_size=args.model_size, precision=args.precision,
+        overwrite=args.overwrite, max_pixels=args.max_pixels, max_bytes=args.max_bytes, skip_colour=args.skip_colour,
+        jpeg_quality=args.jpeg_quality, digital_source_type=args.digital_source_type,
+        caption_note=args.caption_note, label=args.label, signing=signing, failpoints=tuple(args.failpoint))
     runtime.start_ray(args.ray_address, args.verbose)
     resources = runtime.default_resources(args.batch_size, args.actors, args.cpus_per_actor, args.gpus_per_actor,
                                             args.object_store_mib)
-    settings = JobSettings(source, target, args.model, model.sha256, run_id, args.overwrite, args.jpeg_quality,
-                           args.precision, args.max_pixels,
-                           temperature, chroma_gain, args.s3_endpoint, tuple(args.failpoint), args.skip_colour,
-                           args.model_size, args.max_bytes, digital_source_type=args.digital_source_type,
-                           caption_note=args.caption_note, label=args.label, signing=signing)
     knobs = f"temperature {temperature}, " if temperature is not None else ""
     print(f"colorize: {args.input_list or args.input} -> {args.output}; model {args.model} "
           f"(sha256 {model.sha256[:12]}, {model.head} head; {knobs}chroma gain {chroma_gain}; size {args.model_size}), "
@@ -163,12 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         with runtime.native_stderr_to_log(args.verbose):
-            metrics = monitoring.RunMetrics(run_id, args.max_error_fraction) if args.metrics else None
+            metrics = monitoring.RunMetrics(settings.run_id, args.max_error_fraction) if args.metrics else None
             summary = pipeline.run(keys.chunks(), settings, resources, Progress(), passed, bool(args.input_list),
                                    metrics)
     except StorageGone as e:
         print(f"ERROR: the storage went away and did not come back: {e}\nThe outputs written so far are whole; "
-              f"the manifest files written so far are in {manifest.folder_of(target, run_id)}, and the run is not "
+              f"the manifest files written so far are in {manifest.folder_of(target, settings.run_id)}, and the run is not "
               "marked complete. When the storage is back, run the same command again: it resumes (what was "
               "written is skipped).", file=sys.stderr)
         return EXIT_STORAGE_GONE
@@ -182,16 +180,16 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(counts.values())
     for key, error in retrying(lambda: manifest.failures(target, folder, SHOWN_FAILURES)):
         print(f"  failed: {key}: {error}")
-    if counts[manifest.ERROR] > SHOWN_FAILURES:
-        print(f"  ... and {counts[manifest.ERROR] - SHOWN_FAILURES} more: rows with status 'error' in the manifest")
-    print(f"done {counts[manifest.OK]}, skipped {counts[manifest.SKIPPED]}, failed {counts[manifest.ERROR]} of "
-          f"{total} inputs in {seconds:.1f} s ({counts[manifest.OK] / seconds:.2f} images/s); manifest: {folder}; "
+    if counts[manifest.Status.ERROR] > SHOWN_FAILURES:
+        print(f"  ... and {counts[manifest.Status.ERROR] - SHOWN_FAILURES} more: rows with status 'error' in the manifest")
+    print(f"done {counts[manifest.Status.OK]}, skipped {counts[manifest.Status.SKIPPED]}, failed {counts[manifest.Status.ERROR]} of "
+          f"{total} inputs in {seconds:.1f} s ({counts[manifest.Status.OK] / seconds:.2f} images/s); manifest: {folder}; "
           f"logs: {runtime.log_folder()}")
     if not summary.accounted:
         print(f"ERROR: the manifest has {total} rows for {summary.owed} inputs: it does not account for every "
               "input; run again (what was written is skipped)", file=sys.stderr)
         return EXIT_NOT_ACCOUNTED
-    failed_fraction = counts[manifest.ERROR] / total
+    failed_fraction = counts[manifest.Status.ERROR] / total
     if failed_fraction > args.max_error_fraction:
         print(f"ERROR: {failed_fraction:.1%} of inputs failed, more than --max-error-fraction "
               f"{args.max_error_fraction:.1%}", file=sys.stderr)

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from jobs import add_input_flags, add_model_stage_flags, model_and_knobs, settings_from_environment
+from jobs import add_input_flags, add_model_stage_flags, add_runtime_flags, model_and_knobs, settings_from_environment
 from colorize_core import evaluation, runtime
 from colorize_core.progress import Progress
 from colorize_core.storage import Location, select_keys
@@ -25,8 +25,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="folder for per_image.parquet/.csv, summary.json, report.html, images/")
     add_model_stage_flags(p)
     p.add_argument("--protocol", choices=evaluation.PROTOCOLS, default="full")
-    p.add_argument("--verbose", action="store_true",
-                   help="show Ray's and the workers' logs here too (they are always in Ray's log folder)")
+    add_runtime_flags(p)
     p.add_argument("--compare", nargs="+", metavar="SUMMARY.json",
                    help="print the difference of this evaluation (or of the first file given) against another")
     args = settings_from_environment(p).parse_args(argv)
@@ -45,7 +44,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     keys = select_keys(source, args.split, args.input_list, args.limit)
     if not keys:
         raise SystemExit(f"no photos found under {args.input}")
-    runtime.start_ray(verbose=args.verbose)
+    runtime.start_ray(args.ray_address, args.verbose)
     with runtime.native_stderr_to_log(args.verbose):
         return evaluation.evaluate(source, keys, args.out, args.model, model, args.protocol, args.precision,
                                    args.batch_size, temperature, chroma_gain, args.s3_endpoint,

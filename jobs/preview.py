@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jobs import add_input_flags, settings_from_environment
+from jobs import add_input_flags, add_runtime_flags, settings_from_environment
 from colorize_core import preview, runtime
 from colorize_core.lab import MODEL_SIZE, MODEL_SIZES
 from colorize_core.model_file import DEFAULT_MODEL, inspect_model_file
@@ -29,9 +29,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"model sizes to try (default {MODEL_SIZE})")
     p.add_argument("--precision", choices=runtime.PRECISIONS, default="auto")
     p.add_argument("--batch-size", type=int, help="images per model batch (default 16 on CPU, 128 on GPU)")
-    p.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray started here)")
-    p.add_argument("--verbose", action="store_true",
-                   help="show Ray's and the workers' logs here too (they are always in Ray's log folder)")
+    add_runtime_flags(p)
     args = settings_from_environment(p).parse_args(argv)
     if args.sample < 1:
         p.error("--sample must be at least 1")

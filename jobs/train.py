@@ -19,6 +19,7 @@ import sys
 
 from jobs import add_input_flags, add_recipe_flags, add_validation_flags, settings_from_environment
 from colorize_core import pipeline, runtime, training
+from colorize_core.model_file import Head
 from colorize_core.storage import Location, select_keys
 
 
@@ -59,13 +60,12 @@ def starting_model(args: argparse.Namespace, recipe: training.Recipe, keys: list
     read it; returns its key and the regression head's rebalancing weights, if the recipe asks for them."""
     import tempfile
 
-    from colorize_core.model import head_of
-    from colorize_core.model_file import load_colorizer
+    from colorize_core.model import head_of, load_colorizer
 
     init = load_colorizer(args.init_model)
     targets = training_targets(keys, source) if training.needs_targets(init, recipe) else []
     model, mse_weights = training.start_model(init, recipe, targets)
-    if head_of(model) == "classification":
+    if head_of(model) == Head.CLASSIFICATION:
         print(f"colour classes: {model.get_layer('annealed_mean').centres.shape[0]} ab bins")
     with tempfile.TemporaryDirectory() as folder:
         model.save(os.path.join(folder, "init.keras"))
@@ -83,7 +83,7 @@ def write_run_folder(runs: Location, name: str, recipe: training.Recipe, final: 
     from pathlib import Path
 
     from colorize_core import trainer
-    from colorize_core.model_file import load_colorizer
+    from colorize_core.model import load_colorizer
 
     with tempfile.TemporaryDirectory() as folder:
         init = os.path.join(folder, "init.keras")
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     source.check_access()
     if runs.exists(f"{args.name}/metrics.json") and not args.resume:
         raise SystemExit(f"run {args.name} exists under {args.output}: pass --resume to go on, or another --name")
-    if args.head == "regression" and args.default_temperature is not None:
+    if args.head == Head.REGRESSION and args.default_temperature is not None:
         raise SystemExit("--default-temperature is for the classification head (--head classification)")
     keys = select_keys(source, args.split, args.input_list, args.limit)
     if not keys:

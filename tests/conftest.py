@@ -80,6 +80,17 @@ def classification_model_file(tmp_path_factory) -> Path:
     return path
 
 
+def plain_settings(input: str | Path, output: str | Path, model: str | Path, run_id: str = "t", **fields):
+    """JobSettings for the stage functions run in a plain loop (no Ray) over a local `input` into `output`, with
+    `model`'s own knobs (the test models carry no chroma gain; the regression head no temperature)."""
+    from colorize_core.model_file import file_sha256
+    from colorize_core.settings import JobSettings
+    from colorize_core.storage import Location
+
+    return JobSettings(input=Location(str(input)), output=Location(str(output)), run_id=run_id, model_uri=str(model),
+                       model_sha256=file_sha256(model), **fields)
+
+
 def grey_bgr(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
 

@@ -1,7 +1,6 @@
 """A colour copy an archive can trust: it says it was made by a model and from which original (XMP, IPTC, EXIF,
 an XMP sidecar where the format holds none), every byte read and written has its sha256 in the manifest, the
 fixity audit finds what changed, went missing or does not belong, and C2PA content credentials validate."""
-import datetime as dt
 import hashlib
 import shutil
 import subprocess

@@ -4,7 +4,7 @@ import pytest
 
 from colorize_core import runtime
 from colorize_core.lab import bgr_to_lab, model_input, recombine
-from colorize_core.model_file import load_colorizer
+from colorize_core.model import load_colorizer
 from jobs import colorize
 from tests.archive import Archive, decode_any, make_archive, run_job
 from tests.conftest import exif_rotated_jpeg

@@ -7,7 +7,7 @@ import pytest
 from colorize_core import colour_classes as cc
 from colorize_core import lab, losses
 from colorize_core.model import Colorizer, build_colorizer, head_of, training_model, with_defaults
-from colorize_core.model_file import load_colorizer
+from colorize_core.model import load_colorizer
 from colorize_core.model_file import inspect_model_file
 
 

@@ -97,15 +97,15 @@ def test_profiles_are_honoured_and_the_output_says_srgb(tmp_path, model_file):
 
 def test_a_profile_that_does_not_fit_is_noted_and_the_image_read_as_srgb():
     image = np.dstack([scan()] * 3)
-    same, note = colour_profile.to_srgb(image, b"\0" * 16 + b"CMYK" + b"\0" * 108)
+    same, note, _ = colour_profile.to_srgb(image, b"\0" * 16 + b"CMYK" + b"\0" * 108)
     assert same is image and note == "CMYK profile not applied (read as sRGB)"
-    same, note = colour_profile.to_srgb(image, b"\0" * 16 + b"RGB " + b"\0" * 108)
+    same, note, _ = colour_profile.to_srgb(image, b"\0" * 16 + b"RGB " + b"\0" * 108)
     assert same is image and note.startswith("unreadable ICC profile not applied")
     tinted = image.copy()
     tinted[..., 2] //= 2
-    same, note = colour_profile.to_srgb(tinted, dot_gain_20())
+    same, note, _ = colour_profile.to_srgb(tinted, dot_gain_20())
     assert same is tinted and note == "grey profile on colour pixels not applied (read as sRGB)"
-    converted, note = colour_profile.to_srgb(image, dot_gain_20())
+    converted, note, _ = colour_profile.to_srgb(image, dot_gain_20())
     assert note == "grey profile converted to sRGB" and converted.shape == image.shape
     # Dot Gain 20% is near a gamma of 1.75: the same values mean lighter midtones than sRGB's curve gives them.
     assert converted[..., 0].mean() > image[..., 0].mean() + 5

@@ -29,7 +29,9 @@ import numpy as np
 import pytest
 
 from colorize_core import codec, crashes, stages
-from colorize_core.manifest import ERROR, OK, TODO
+from colorize_core.batches import ragged
+from colorize_core.manifest import Status
+from colorize_core.settings import JobSettings
 from colorize_core.storage import Location
 from tests import malformed
 from tests.test_hostile_inputs import with_metadata
@@ -371,21 +373,20 @@ def mutated_case(i: int) -> tuple[str, bytes, str]:
 
 # --- the stages ----------------------------------------------------------------------------------------------
 
-def predict_stand_in(batch: dict[str, np.ndarray], settings: stages.JobSettings) -> dict[str, np.ndarray]:
-    """stages.Predictor's output without a model: ab of zeros (grey) for each TODO row, its other columns as the
+def predict_stand_in(batch: dict[str, np.ndarray], settings: JobSettings) -> dict[str, np.ndarray]:
+    """stages.Predictor's output without a model: ab of zeros (grey) for each Status.TODO row, its other columns as the
     Predictor gives them for the regression head."""
     status = batch["status"].astype(object)
     n, size = len(status), settings.model_size
-    ab = [np.zeros((size, size, 2), np.float32) if s == TODO else stages.EMPTY_AB for s in status]
+    ab = [np.zeros((size, size, 2), np.float32) if s == Status.TODO else stages.EMPTY_AB for s in status]
     rest = {c: v for c, v in batch.items() if c not in ("model_input", "status", "error")}
-    return {**rest, "status": status, "error": batch["error"].astype(object), "ab": stages.ragged(ab),
-            "colour_confidence": np.full(n, np.nan), "temperature": np.full(n, np.nan),
-            "chroma_gain": np.full(n, 1.0), "model_size": np.full(n, size), "precision": np.full(n, "float32", dtype=object),
+    return {**rest, "status": status, "error": batch["error"].astype(object), "ab": ragged(ab),
+            "colour_confidence": np.full(n, np.nan), "precision": np.full(n, "float32", dtype=object),
             "predict_s": np.zeros(n),
             "predict_node": np.full(n, "", dtype=object)}
 
 
-def run_stages(keys: list[str], settings: stages.JobSettings) -> dict[str, np.ndarray]:
+def run_stages(keys: list[str], settings: JobSettings) -> dict[str, np.ndarray]:
     batch = stages.read_and_decode({"key": np.array(keys, dtype=object)}, settings)
     return stages.encode_and_write(predict_stand_in(batch, settings), settings)
 
@@ -400,7 +401,7 @@ def escaped(e: BaseException) -> tuple[str, str, str]:
     return kind, where, (str(e).splitlines() or [""])[0][:200]
 
 
-def run_batches(inputs: dict[str, bytes], settings: stages.JobSettings, batch_size: int = BATCH):
+def run_batches(inputs: dict[str, bytes], settings: JobSettings, batch_size: int = BATCH):
     """The stages over `inputs` (already under settings.input) in batches: (key -> manifest row, key -> the
     exception that escaped a stage). A batch that raises is run again a key at a time (overwriting what it
     wrote), to find which of its inputs it was."""
@@ -434,13 +435,13 @@ def check_rows(rows: dict[str, dict], output_folder, what: dict[str, str], max_p
     the pixel limit, an ok row whose output is missing or does not decode at its size."""
     problems = []
     for key, row in rows.items():
-        if row["status"] == OK and row["width"] * row["height"] > max_pixels:
+        if row["status"] == Status.OK and row["width"] * row["height"] > max_pixels:
             problems.append(f"{key} ({what[key]}): ok at {row['width']} x {row['height']}, over --max-pixels")
-        if row["status"] not in (OK, ERROR):
+        if row["status"] not in (Status.OK, Status.ERROR):
             problems.append(f"{key} ({what[key]}): status {row['status']!r}")
-        elif row["status"] == ERROR and not str(row["error"]).strip():
+        elif row["status"] == Status.ERROR and not str(row["error"]).strip():
             problems.append(f"{key} ({what[key]}): an error row without a reason")
-        elif row["status"] == OK:
+        elif row["status"] == Status.OK:
             path = output_folder / key
             data = path.read_bytes() if path.is_file() else b""
             image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) \
@@ -464,11 +465,11 @@ def quiet_opencv():
     cv2.utils.logging.setLogLevel(level)
 
 
-def settings_for(tmp_path, max_pixels: int) -> stages.JobSettings:
+def settings_for(tmp_path, max_pixels: int) -> JobSettings:
     (tmp_path / "in").mkdir(exist_ok=True)
     (tmp_path / "out").mkdir(exist_ok=True)
     # A run id of its own: the crash journal (crashes.py) of an earlier, killed test run is not this one's.
-    return stages.JobSettings(input=Location(str(tmp_path / "in")), output=Location(str(tmp_path / "out")),
+    return JobSettings(input=Location(str(tmp_path / "in")), output=Location(str(tmp_path / "out")),
                               model_uri="m.keras", model_sha256="0" * 64, run_id=f"fuzz-{uuid.uuid4().hex[:12]}",
                               max_pixels=max_pixels)
 
@@ -503,15 +504,15 @@ def test_mutated_headers_and_metadata_end_as_one_ok_or_error_row_each(tmp_path):
     problems = check_rows(rows, tmp_path / "out", what, settings.max_pixels)
     assert not escapes and not problems, "\n".join(([report(escapes, what)] if escapes else []) + problems)
     assert sorted(rows) == sorted(inputs)
-    assert statuses[OK] and statuses[ERROR], "both outcomes reached (else the mutations are too weak or too strong)"
+    assert statuses[Status.OK] and statuses[Status.ERROR], "both outcomes reached (else the mutations are too weak or too strong)"
 
 
 # What each of malformed.py's files must end as: the broken ones an error row, the top-down BMP (a valid image)
 # colorized at its real size.
 # An Orientation tag without a number (count 0, or type UNDEFINED) reads as upright: the photo is colorized, with
 # a fresh Orientation 1 in its output.
-EXPECTED = {"orientation-count-zero.jpg": OK, "orientation-undefined.jpg": OK, "huge-canvas.webp": ERROR,
-            "top-down.bmp": OK}
+EXPECTED = {"orientation-count-zero.jpg": Status.OK, "orientation-undefined.jpg": Status.OK, "huge-canvas.webp": Status.ERROR,
+            "top-down.bmp": Status.OK}
 
 
 @pytest.mark.parametrize("name", list(malformed.BUILDERS))
@@ -533,11 +534,11 @@ def test_malformed_files_end_as_one_row(tmp_path, name):
     rows = rows_of(out, list(inputs))
     assert not (problems := check_rows(rows, tmp_path / "out", dict.fromkeys(inputs, name), settings.max_pixels)), \
         problems
-    assert rows["good.jpg"]["status"] == OK, rows["good.jpg"]["error"]
+    assert rows["good.jpg"]["status"] == Status.OK, rows["good.jpg"]["error"]
     row = rows[name]
     assert row["status"] == EXPECTED[name], \
         f"{name}: {row['status']} ({row['error'] or 'no error'}), expected {EXPECTED[name]}"
-    if row["status"] == OK:
+    if row["status"] == Status.OK:
         assert (row["width"], row["height"]) == (malformed.WIDTH, malformed.HEIGHT), "its real size"
         image = cv2.imread(str(tmp_path / "out" / name), cv2.IMREAD_COLOR)
         assert image.shape == (malformed.HEIGHT, malformed.WIDTH, 3), "colorized at its real size"

@@ -8,10 +8,9 @@ import cv2
 import numpy as np
 
 from colorize_core import metadata, stages
-from colorize_core.model_file import file_sha256
 from colorize_core.storage import Location
 from tests.archive import decode_any, make_archive, run_job
-from tests.conftest import colour_photo
+from tests.conftest import colour_photo, plain_settings
 from tests.ray_cluster import ray_head
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,8 +36,8 @@ def test_a_scan_is_not_carried_and_comes_out_as_if_it_were(tmp_path, model_file,
     outputs = {}
     for carry in (10**9, 1_000_000):
         monkeypatch.setattr(stages, "CARRY_PIXELS", carry)
-        settings = stages.JobSettings(Location(archive.input), Location(archive.output + f"-{carry}"), str(model_file),
-                                      file_sha256(model_file), f"carry-{carry}", overwrite=True)
+        settings = plain_settings(archive.input, archive.output + f"-{carry}", model_file, f"carry-{carry}",
+                                  overwrite=True)
         decoded = stages.read_and_decode({"key": np.array(["scan.jpg", "small.jpg"], dtype=object)}, settings)
         assert [L.size for L in decoded["L"]] == ([6_000_000, 120 * 160] if carry > 6_000_000 else [0, 120 * 160])
         assert all(x.shape == (224, 224) for x in decoded["model_input"])
@@ -76,8 +75,7 @@ def test_a_scan_that_changes_between_its_two_reads_is_an_error_row(tmp_path, mod
     original replaced meanwhile would otherwise get the colour of another picture."""
     archive = make_archive("local", tmp_path, None, "changed", {"scan.jpg": scan(1200, 900)})
     monkeypatch.setattr(stages, "CARRY_PIXELS", 100_000)
-    settings = stages.JobSettings(Location(archive.input), Location(archive.output), str(model_file),
-                                  file_sha256(model_file), "changed")
+    settings = plain_settings(archive.input, archive.output, model_file, "changed")
     decoded = stages.read_and_decode({"key": np.array(["scan.jpg"], dtype=object)}, settings)
     assert decoded["L"][0].size == 0, "not carried: opened again"
     archive.put("scan.jpg", scan(1200, 900, seed=7))

@@ -7,16 +7,15 @@ import pyarrow.fs as pafs
 import pytest
 
 from colorize_core import crashes, manifest, stages
-from colorize_core.model_file import file_sha256
-from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode
+from colorize_core.stages import Predictor, encode_and_write, read_and_decode
 from colorize_core.storage import Location
 from tests.archive import make_archive, run_job
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, plain_settings
 
 
 def stage_rows(tmp_path, model_file, keys) -> dict:
     """The three stages in a plain loop (no Ray) over `keys` of examples/: the rows the job would write."""
-    settings = JobSettings(Location(str(EXAMPLES)), Location(str(tmp_path)), str(model_file), file_sha256(model_file), "t")
+    settings = plain_settings(EXAMPLES, tmp_path, model_file)
     batch = read_and_decode({"key": np.array(keys, dtype=object)}, settings)
     return encode_and_write(Predictor(settings)(batch), settings)
 
@@ -27,10 +26,10 @@ def test_the_stages_make_exactly_the_declared_columns(tmp_path, model_file):
     table = manifest.to_table(rows)
     assert table.schema == manifest.SCHEMA
     by_key = {r["key"]: r for r in table.to_pylist()}
-    assert by_key["boats.jpg"]["status"] == manifest.OK and by_key["missing.jpg"]["status"] == manifest.ERROR
+    assert by_key["boats.jpg"]["status"] == manifest.Status.OK and by_key["missing.jpg"]["status"] == manifest.Status.ERROR
     assert set(table.column("status").to_pylist()) <= set(manifest.FINAL_STATUSES)
-    assert manifest.counts({"status": np.array([r["status"] for r in by_key.values()])}) == \
-        {manifest.OK: 1, manifest.SKIPPED: 0, manifest.ERROR: 1}
+    assert manifest.counts_of_rows({"status": np.array([r["status"] for r in by_key.values()])}) == \
+        {manifest.Status.OK: 1, manifest.Status.SKIPPED: 0, manifest.Status.ERROR: 1}
 
 
 def test_each_error_row_has_its_kind_from_the_fixed_vocabulary(tmp_path, model_file):
@@ -40,18 +39,17 @@ def test_each_error_row_has_its_kind_from_the_fixed_vocabulary(tmp_path, model_f
     photo = (EXAMPLES / "boats.jpg").read_bytes()
     (tmp_path / "in" / "big.png").write_bytes(photo + b"x")
     (tmp_path / "in" / "ok.jpg").write_bytes(photo)
-    settings = JobSettings(Location(str(tmp_path / "in")), Location(str(tmp_path / "out")), str(model_file),
-                           file_sha256(model_file), "t", max_bytes=len(photo))
+    settings = plain_settings(tmp_path / "in", tmp_path / "out", model_file, max_bytes=len(photo))
     keys = ["bad.jpg", "big.png", "missing.jpg", "_manifest/x.jpg", "ok.jpg"]
     rows = encode_and_write(Predictor(settings)(read_and_decode({"key": np.array(keys, dtype=object)}, settings)),
                             settings)
     kinds = dict(zip(rows["key"], rows["error_kind"]))
     assert kinds == {"bad.jpg": manifest.UNREADABLE, "big.png": manifest.REFUSED, "missing.jpg": manifest.STORAGE,
                      "_manifest/x.jpg": manifest.REFUSED, "ok.jpg": ""}
-    assert manifest.error_kind(manifest.ERROR, crashes.crash_error("decode")) == manifest.CRASHED
-    assert manifest.error_kind(manifest.ERROR, stages.error_text(KeyError("a bug"))) == manifest.OTHER
-    assert manifest.error_kind(manifest.SKIPPED, stages.ALREADY_COLOUR) == ""
-    noted = manifest.noted_rows(["a/", "._b.jpg"], [manifest.ERROR, manifest.SKIPPED],
+    assert manifest.error_kind(manifest.Status.ERROR, crashes.crash_error("decode")) == manifest.CRASHED
+    assert manifest.error_kind(manifest.Status.ERROR, stages.error_text(KeyError("a bug"))) == manifest.OTHER
+    assert manifest.error_kind(manifest.Status.SKIPPED, stages.ALREADY_COLOUR) == ""
+    noted = manifest.noted_rows(["a/", "._b.jpg"], [manifest.Status.ERROR, manifest.Status.SKIPPED],
                                 ["folder cannot be listed (Permission denied)", "hidden"])
     assert noted.column("error_kind").to_pylist() == [manifest.STORAGE, ""]
 
@@ -84,7 +82,7 @@ def test_only_complete_runs_are_read(request, tmp_path, model_file, where):
     (run,), incomplete = manifest.runs(output)
     assert incomplete == []
     marker = json.loads(output.read(f"{manifest.FOLDER}/run={run}/{manifest.MARKER}"))
-    assert (marker["rows"], marker[manifest.OK]) == (3, 3)
+    assert (marker["rows"], marker[manifest.Status.OK]) == (3, 3)
 
     # A killed run: Parquet written, no marker.
     files = output.fs.get_file_info(pafs.FileSelector(output.path(f"{manifest.FOLDER}/run={run}")))

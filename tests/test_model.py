@@ -6,7 +6,7 @@ import pytest
 
 from colorize_core.lab import MODEL_SIZE
 from colorize_core.model import SKIP_LAYERS, build_colorizer
-from colorize_core.model_file import load_colorizer
+from colorize_core.model import load_colorizer
 from colorize_core.model_file import file_sha256
 from jobs import build_model as vgg_weights
 

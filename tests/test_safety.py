@@ -7,7 +7,7 @@ import cv2
 import keras
 import pytest
 
-from colorize_core.model_file import load_colorizer
+from colorize_core.model import load_colorizer
 from colorize_core.storage import Location
 from jobs import colorize, evaluate
 from tests.archive import make_archive, run_job

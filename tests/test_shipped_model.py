@@ -6,10 +6,9 @@ import numpy as np
 
 from colorize_core import metrics
 from colorize_core.lab import bgr_to_lab
-from colorize_core.stages import JobSettings, Predictor, encode_and_write, read_and_decode
+from colorize_core.stages import Predictor, encode_and_write, read_and_decode
 from colorize_core.model_file import file_sha256
-from colorize_core.storage import Location
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import EXAMPLES, ROOT, plain_settings
 
 SHIPPED = ROOT / "models" / "colorizer.keras"
 
@@ -21,7 +20,7 @@ def test_model_card_names_the_shipped_file():
 
 
 def test_shipped_model_colours_an_example_through_the_stages(tmp_path):
-    settings = JobSettings(Location(str(EXAMPLES)), Location(str(tmp_path)), str(SHIPPED), file_sha256(SHIPPED), "t")
+    settings = plain_settings(EXAMPLES, tmp_path, SHIPPED)
     batch = {"key": np.array(["citrus.jpg", "forest.jpg"])}
     rows = encode_and_write(Predictor(settings)(read_and_decode(batch, settings)), settings)
     assert list(rows["status"]) == ["ok", "ok"]

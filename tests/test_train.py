@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from colorize_core import losses, training
-from colorize_core.model_file import load_colorizer
+from colorize_core.model import load_colorizer
 from colorize_core.storage import Location
 from jobs import train
 from tests.archive import assert_knobs_work, make_archive
