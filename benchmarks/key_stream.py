@@ -9,15 +9,13 @@ without one). The driver's peak RSS is the kernel's high-water mark (VmHWM) just
 before keys streamed) on the same lists, for a before/after in one run.
 """
 import argparse
-import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests.test_faults import descendants  # every process below the job's, whatever session Ray started it in
+from tests.test_faults import kill_job  # the job and every process below it, whatever session Ray started it in
 
 ROOT = Path(__file__).resolve().parent.parent
 EXISTING = 300
@@ -50,14 +48,7 @@ def run_once(repo: Path, key_list: Path, scans: Path, out: Path, model: str) -> 
         time.sleep(SECONDS)
         return first, peak_rss_mib(job.pid)
     finally:
-        ray_processes = descendants(job.pid)
-        os.killpg(job.pid, signal.SIGKILL)
-        for pid in ray_processes:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        job.wait()
+        kill_job(job)
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 """S3 requests a run makes, as the server saw them: the colorize job over N small scans on a local SeaweedFS,
-through a counting proxy (jobs.local_s3.RequestCounter), once fresh and once resumed with nothing left to do.
+through a counting proxy (tools.local_s3.RequestCounter), once fresh and once resumed with nothing left to do.
 
     python -m benchmarks.s3_requests --n 1000
 
@@ -26,7 +26,7 @@ def main() -> None:
 
     from benchmarks.memory import tiny_model
     from jobs import colorize
-    from jobs.local_s3 import LocalS3, RequestCounter
+    from tools.local_s3 import LocalS3, RequestCounter
 
     with tempfile.TemporaryDirectory() as tmp:
         server = LocalS3(Path(tmp) / "s3").start()

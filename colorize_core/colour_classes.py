@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 from keras import ops
 
+from colorize_core.lab import AB_SCALE
+
 GRID_STEP = 10.0  # ab bin size, as Zhang et al.
 GRID_HALF = 12  # bin centres at -120, -110, .., 120 on each axis: a 25 x 25 grid covering Lab's ab
 GRID_SIDE = 2 * GRID_HALF + 1
@@ -94,7 +96,7 @@ def annealed_mean(logits, centres: np.ndarray, temperature: float):
     log p / T = (logits - logsumexp) / T, and the constant drops out of the softmax: softmax(logits / T).
     T = 1 gives the mean of the predicted distribution, T -> 0 its mode; Zhang et al. chose 0.38."""
     annealed = ops.softmax(ops.cast(logits, "float32") / temperature, axis=-1)
-    return ops.matmul(annealed, ops.convert_to_tensor(centres, "float32")) / 128.0
+    return ops.matmul(annealed, ops.convert_to_tensor(centres, "float32")) / AB_SCALE
 
 
 def confidence(logits):

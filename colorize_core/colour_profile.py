@@ -13,7 +13,8 @@ from typing import NamedTuple
 import imagecodecs
 import numpy as np
 
-BAND_ROWS = 1024  # rows converted at a time: a 200-megapixel scan is never copied whole as 16-bit RGB
+from colorize_core.lab import BAND_ROWS  # a 200-megapixel scan is never copied whole as 16-bit RGB
+
 GREY, RGB = b"GRAY", b"RGB "  # an ICC profile's colour space (header bytes 16-19)
 
 

@@ -9,6 +9,8 @@ import numpy as np
 MODEL_SIZE = 224  # VGG16's input size: the model is trained at 224x224, and runs there by default
 MODEL_SIZES = (224, 320, 448)  # the job's --model-size: VGG16 without its top is fully convolutional
 AB_SCALE = 128.0  # the thesis's scaling of ab into [-1, 1]
+BAND_ROWS = 256  # lightness, recombine and the ICC conversion work a band of rows at a time: temporaries stay
+# small on large scans
 L_FIXED = 65535 / 100  # L carried between stages as uint16 L * L_FIXED: half of float32, steps of 0.0015 L
 
 
@@ -105,9 +107,6 @@ def _pull_into_gamut(lab: np.ndarray) -> None:
             ok = in_gamut(np.concatenate([L_out, ab_out * mid], axis=-1))[..., None]
             lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
         lab[outside] = np.concatenate([L_out, ab_out * lo], axis=-1)[:, 0]
-
-
-BAND_ROWS = 256  # recombine works a band of rows at a time: float temporaries stay small on large scans
 
 
 def recombine(L: np.ndarray, ab_model: np.ndarray, dtype: type = np.uint8, chroma_gain: float = 1.0) -> np.ndarray:

@@ -9,6 +9,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from colorize_core import lab
+
 AB_BINS = 16  # bins per axis over ab / 128 in [-1, 1]
 
 
@@ -67,7 +69,7 @@ class RebalancedCrossEntropy(keras.losses.Loss):
     def call(self, y_true, y_pred):
         from colorize_core import colour_classes
 
-        ab = ops.cast(y_true, "float32") * 128.0
+        ab = ops.cast(y_true, "float32") * lab.AB_SCALE
         target = colour_classes.soft_encode(ab, self.centres)
         w = ops.take(ops.convert_to_tensor(self.weights), colour_classes.nearest_bin(ab, self.centres))
         cross_entropy = -ops.sum(target * ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1), axis=-1)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from colorize_core import runtime
-from jobs.local_s3 import LocalS3
+from tools.local_s3 import LocalS3
 
 # Before Ray is imported: the jobs' own environment (loopback, quiet TensorFlow), and for the tests no token
 # file and no usage reporting (no network here), on the TensorFlow backend whatever the shell says.

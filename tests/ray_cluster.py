@@ -12,7 +12,7 @@ from pathlib import Path
 
 import ray
 
-from jobs.local_s3 import free_port
+from tools.local_s3 import free_port
 
 RAY_CLI = str(Path(sys.executable).parent / "ray")
 

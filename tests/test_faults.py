@@ -63,6 +63,19 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def kill_job(job: subprocess.Popen) -> None:
+    """Kill a job started in a session of its own, at once, and every process below it: the driver and the Ray
+    it started (Ray's own processes run in sessions of their own); nothing gets to clean up."""
+    ray_processes = descendants(job.pid)
+    os.killpg(job.pid, signal.SIGKILL)
+    for pid in ray_processes:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    job.wait()
+
+
 def settled(look, quiet: float = 5.0, timeout: float = 60.0):
     """What `look()` returns once it has not changed for `quiet` seconds."""
     last, since, deadline = look(), time.monotonic(), time.monotonic() + timeout
@@ -83,14 +96,7 @@ def test_job_killed_half_way_then_rerun(tmp_path, model_file):
     try:
         assert wait_until(lambda: len(written(out)) >= 8), "the job wrote nothing"
     finally:
-        ray_processes = descendants(job.pid)  # Ray's own processes run in sessions of their own
-        os.killpg(job.pid, signal.SIGKILL)  # the driver and the Ray it started: nothing gets to clean up
-        for pid in ray_processes:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        job.wait()
+        kill_job(job)
     done = settled(lambda: written(out))  # a write already in the kernel's hands may still land
     assert 0 < len(done) < len(images), f"killed about half way: {len(done)} of {len(images)} written"
     assert_whole(archive.get, done)

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from colorize_core import manifest, monitoring
 from colorize_core.storage import Location
-from jobs.local_s3 import free_port
+from tools.local_s3 import free_port
 from tests import ray_cluster
 from tests.test_kubernetes import CRDS, MANIFESTS, SCHEMAS, closed, cluster_spec
 

