@@ -33,14 +33,16 @@ def run_variant(folder: str, model: str, L_float32: bool) -> dict:
     """In this process: the three stages over every scan in `folder`; the bytes between them and peak RSS."""
     import numpy as np
 
-    from colorize_core.model_file import file_sha256
+    from colorize_core.model_file import inspect_model_file, resolve_knobs
     from colorize_core.batches import ragged
     from colorize_core.settings import JobSettings
     from colorize_core.stages import Predictor, encode_and_write, read_and_decode
     from colorize_core.storage import Location
 
+    facts = inspect_model_file(model)
+    temperature, chroma_gain = resolve_knobs(facts, None, None)  # the model's own defaults, as the job
     settings = JobSettings(input=Location(folder), output=Location(folder + "-out"), run_id="bench", model_uri=model,
-                           model_sha256=file_sha256(model), overwrite=True)
+                           model_sha256=facts.sha256, temperature=temperature, chroma_gain=chroma_gain, overwrite=True)
     keys = Location(folder).list_keys()
     predictor, after_decode, after_predict = Predictor(settings), 0, 0
     predictor(read_and_decode({"key": np.array(["missing"], dtype=object)}, settings))  # TensorFlow warmed up

@@ -21,9 +21,10 @@ class JobSettings:
     # The model file (every actor checks its copy against the hash) and its knobs, resolved.
     model_uri: str
     model_sha256: str
+    # No defaults: a setting made without them would pass over the file's own (model_file.resolve_knobs).
+    temperature: float | None  # the classification head's annealed-mean temperature; None: regression
+    chroma_gain: float  # applied in lab.recombine (ab times this, L kept)
     model_endpoint: str | None = None  # the S3 endpoint the model file is fetched from (None: AWS_ENDPOINT_URL)
-    temperature: float | None = None  # the classification head's annealed-mean temperature; None: regression
-    chroma_gain: float = 1.0  # applied in lab.recombine (ab times this, L kept)
     model_size: int = lab.MODEL_SIZE  # the side of the L the network sees (lab.MODEL_SIZES)
     precision: str = "auto"  # runtime.PRECISIONS; "auto" is decided by the model's worker (runtime.resolve_precision)
     # Which inputs are taken, and how their outputs are written.

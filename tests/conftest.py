@@ -1,7 +1,17 @@
-"""Shared fixtures: a real S3 server (SeaweedFS) and a real local Ray, both on 127.0.0.1, and a real Keras model."""
+"""Shared fixtures: a real S3 server (SeaweedFS) and a real local Ray, both on 127.0.0.1, and a real Keras model.
+
+The S3 server starts only for the tests that ask for it (s3_server); its credentials are exported at once, so
+that every Ray started meanwhile hands them to its workers. One local Ray, started by the first test that runs
+a job in this process, is shared by every such test; the tests that start Ray clusters of their own run last
+(a small machine holds one Ray at a time). Tests that need Ray, S3 or a browser are marked `integration`:
+`pytest -m "not integration"` runs the rest in about a minute.
+"""
 import io
 import json
 import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -24,23 +34,44 @@ SHARED = ROOT.parent / "shared"
 ODD_NAME = 'odd <b>name & "quotes" <script>.png'  # a file name the HTML report must escape
 
 
-@pytest.fixture(scope="session", autouse=True)
-def s3_server(tmp_path_factory):
-    """SeaweedFS serving S3 on 127.0.0.1 with its own credentials, exported the standard AWS way.
+# The S3 server of this test session: its port and credentials are chosen now and exported the standard AWS way
+# before any test starts Ray, so that Ray's workers inherit them and find them through the AWS credential chain,
+# as a cluster node would. It starts on first use (s3_server).
+S3_FOLDER = Path(tempfile.mkdtemp(prefix="colorize-tests-s3-"))
+S3 = LocalS3(S3_FOLDER)
+os.environ.update(S3.env())
 
-    Started (autouse) before any test starts Ray, so that Ray's workers inherit the credentials and find them
-    through the AWS credential chain, as a cluster node would.
-    """
-    server = LocalS3(tmp_path_factory.mktemp("seaweedfs")).start()
-    saved = {k: os.environ.get(k) for k in server.env()}
-    os.environ.update(server.env())
-    yield server
-    server.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Every test that uses the S3 server, or a Ray of its own, is an integration test; those with a Ray of
+    their own (`ray start`: ray_cluster.py) shut the shared local Ray down, so they run after the rest and the
+    shared one starts once (the order within each group is kept)."""
+    for item in items:
+        if "s3_server" in getattr(item, "fixturenames", ()) or item.get_closest_marker("own_ray"):
+            item.add_marker(pytest.mark.integration)
+    items.sort(key=lambda item: item.get_closest_marker("own_ray") is not None)
+
+
+@pytest.fixture(autouse=True)
+def _ray_only_in_integration_tests(request):
+    """A test that starts the local Ray is an integration test: one that is not marked so fails, saying so."""
+    ray = sys.modules.get("ray")
+    running = ray is not None and ray.is_initialized()
+    yield
+    ray = sys.modules.get("ray")
+    if not running and ray is not None and ray.is_initialized() and not request.node.get_closest_marker("integration"):
+        pytest.fail("this test started Ray: mark it @pytest.mark.integration (conftest.py)")
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """SeaweedFS serving S3 on 127.0.0.1 with its own credentials (already in the environment): started by
+    the first test that asks for it, stopped at the end of the session."""
+    S3.start()
+    yield S3
+    S3.stop()
+    shutil.rmtree(S3_FOLDER, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -82,13 +113,15 @@ def classification_model_file(tmp_path_factory) -> Path:
 
 def plain_settings(input: str | Path, output: str | Path, model: str | Path, run_id: str = "t", **fields):
     """JobSettings for the stage functions run in a plain loop (no Ray) over a local `input` into `output`, with
-    `model`'s own knobs (the test models carry no chroma gain; the regression head no temperature)."""
-    from colorize_core.model_file import file_sha256
+    `model`'s own knobs, as the job resolves them."""
+    from colorize_core.model_file import inspect_model_file, resolve_knobs
     from colorize_core.settings import JobSettings
     from colorize_core.storage import Location
 
+    facts = inspect_model_file(str(model))
+    temperature, chroma_gain = resolve_knobs(facts, None, None)
     return JobSettings(input=Location(str(input)), output=Location(str(output)), run_id=run_id, model_uri=str(model),
-                       model_sha256=file_sha256(model), **fields)
+                       model_sha256=facts.sha256, temperature=temperature, chroma_gain=chroma_gain, **fields)
 
 
 def grey_bgr(image: np.ndarray) -> np.ndarray:

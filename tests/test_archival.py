@@ -17,6 +17,8 @@ from tests.archive import decode_any, make_archive, run_job
 from tests.test_hostile_inputs import read_metadata
 from tests.conftest import EXAMPLES
 
+pytestmark = pytest.mark.integration
+
 PRINT = metadata.SOURCE_TYPES + "print"
 NOTE_START = "Colour added by machine (colorize, model"
 

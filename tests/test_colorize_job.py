@@ -9,6 +9,8 @@ from jobs import colorize
 from tests.archive import Archive, decode_any, make_archive, run_job
 from tests.conftest import exif_rotated_jpeg
 
+pytestmark = pytest.mark.integration
+
 GOOD = ["boats.jpg", "grey16.png", "grey16.tif", "grey8.png", "rgb8.tif", "rotated.jpg", "sub/dir/forest.jpg"]
 BAD = ["bad/notes.jpg", "bad/truncated.jpg"]
 

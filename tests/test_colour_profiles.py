@@ -7,9 +7,12 @@ import cv2
 import exiv2
 import imagecodecs
 import numpy as np
+import pytest
 
 from colorize_core import colour_profile
 from tests.archive import make_archive, run_job
+
+pytestmark = pytest.mark.integration
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 LAB = imagecodecs.cms_profile("lab4")

@@ -70,6 +70,7 @@ def test_a_failpoint_names_a_stage():
             crashes.parse_failpoint(wrong)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_a_key_that_crashes_its_stage_is_isolated(request, tmp_path, model_file, where):
     grey = cv2.imread(str(EXAMPLES / "forest.jpg"), cv2.IMREAD_GRAYSCALE)

@@ -76,6 +76,7 @@ def test_grey_baseline_has_colourfulness_near_zero():
     assert metrics.colourfulness(metrics.bgr_to_rgb255(photo)) > 30
 
 
+@pytest.mark.integration
 def test_evaluate_runs_the_colorize_stages_and_writes_table_summary_report(evaluated):
     out, summary = evaluated
     assert summary["images"] == 3 and summary["protocol"] == "full"
@@ -93,6 +94,7 @@ def test_evaluate_runs_the_colorize_stages_and_writes_table_summary_report(evalu
     assert html.count("data:image/jpeg;base64,") == 9
 
 
+@pytest.mark.integration
 def test_evaluate_twice_gives_identical_numbers(evaluated, photos, model_file, tmp_path, capsys):
     first_out, first = evaluated
     assert evaluate.main(["--input", str(photos), "--out", str(tmp_path), "--model", str(model_file),
@@ -104,6 +106,7 @@ def test_evaluate_twice_gives_identical_numbers(evaluated, photos, model_file, t
     assert "+0.0000" in capsys.readouterr().out  # --compare: A - B is zero
 
 
+@pytest.mark.integration
 def test_crop256_protocol_measures_256_squares(photos, model_file, tmp_path):
     assert evaluate.main(["--input", str(photos), "--out", str(tmp_path), "--model", str(model_file),
                           "--protocol", "crop256", "--limit", "1"]) == 0
@@ -112,6 +115,7 @@ def test_crop256_protocol_measures_256_squares(photos, model_file, tmp_path):
     assert "256x256 centre crop" in (tmp_path / "report.html").read_text()
 
 
+@pytest.mark.integration
 def test_classification_evaluation_reports_the_confidence(evaluated_classification):
     out, summary = evaluated_classification
     assert summary["head"] == "classification" and summary["temperature"] == 0.3 and summary["chroma_gain"] == 1.0

@@ -20,6 +20,8 @@ from colorize_core.storage import Location
 from tests.archive import decode_any, make_archive, run_job
 from tests.conftest import EXAMPLES, ROOT
 
+pytestmark = pytest.mark.integration
+
 
 def inputs(count: int) -> dict[str, bytes]:
     grey = cv2.imread(str(EXAMPLES / "forest.jpg"), cv2.IMREAD_GRAYSCALE)

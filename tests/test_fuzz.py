@@ -470,8 +470,8 @@ def settings_for(tmp_path, max_pixels: int) -> JobSettings:
     (tmp_path / "out").mkdir(exist_ok=True)
     # A run id of its own: the crash journal (crashes.py) of an earlier, killed test run is not this one's.
     return JobSettings(input=Location(str(tmp_path / "in")), output=Location(str(tmp_path / "out")),
-                              model_uri="m.keras", model_sha256="0" * 64, run_id=f"fuzz-{uuid.uuid4().hex[:12]}",
-                              max_pixels=max_pixels)
+                       run_id=f"fuzz-{uuid.uuid4().hex[:12]}", model_uri="m.keras", model_sha256="0" * 64,
+                       temperature=None, chroma_gain=1.0, max_pixels=max_pixels)
 
 
 def report(escapes: dict[str, tuple[str, str, str]], what: dict[str, str]) -> str:

@@ -8,8 +8,11 @@ import zipfile
 from pathlib import Path
 
 import cv2
+import pytest
 
 from tests.conftest import colour_photo
+
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = ["regression", "classification-mix0.25", "classification-mix0.75"]

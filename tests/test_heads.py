@@ -18,6 +18,7 @@ def grey_archive(tmp_path, archive_inputs):
     return make_archive("local", tmp_path, None, "heads", inputs), inputs
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("head", ["classification"])  # the regression head: tests/test_train.py
 def test_train_job_each_head_then_colorize(tmp_path, model_file, grey_archive, head):
     photos = write_colour_photos(tmp_path / "photos", 5)
@@ -42,6 +43,7 @@ def test_train_job_each_head_then_colorize(tmp_path, model_file, grey_archive, h
     assert np.abs(ours - theirs).max() < 1e-4 and np.abs(theirs).max() > 0
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("head", ["regression", "classification"])
 def test_single_gpu_launcher_trains_exports_and_the_job_runs_it(tmp_path, model_file, grey_archive, head):
     photos = write_colour_photos(tmp_path / "photos", 6)
@@ -83,6 +85,7 @@ def test_wrong_knobs_stop_the_job_with_a_message(tmp_path, model_file, grey_arch
             colorize.main(["--input", archive.input, "--output", archive.output, "--model", str(model_file), *flags])
 
 
+@pytest.mark.integration  # no Ray, but three recipes trained, cut and resumed: minutes, not seconds
 def test_a_portfolio_trains_every_recipe_keeps_each_best_and_resumes_after_a_cut(tmp_path, model_file):
     """jobs.train_gpu --recipes: each recipe in OUT/NAME with its own best/, summary.json naming each best
     checkpoint; a portfolio cut off in its second recipe goes on from there, the first kept as it was."""

@@ -17,6 +17,8 @@ from colorize_core.lab import bgr_to_lab
 from tests.archive import decode_any, make_archive, run_job
 from tests.conftest import EXAMPLES, exif_rotated_jpeg
 
+pytestmark = pytest.mark.integration
+
 
 def pil_bytes(image: Image.Image, fmt: str, **options) -> bytes:
     buffer = io.BytesIO()

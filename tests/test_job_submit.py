@@ -9,6 +9,8 @@ import pytest
 from tests import ray_cluster
 from tests.conftest import write_colour_photos
 
+pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

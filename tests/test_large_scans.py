@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from colorize_core import metadata, stages
 from colorize_core.storage import Location
@@ -48,6 +49,7 @@ def test_a_scan_is_not_carried_and_comes_out_as_if_it_were(tmp_path, model_file,
         assert np.array_equal(outputs[10**9][key], outputs[1_000_000][key]), f"{key}: the same pixels either way"
 
 
+@pytest.mark.own_ray
 def test_a_folder_of_100_megapixel_scans_at_batch_128_on_a_memory_limited_ray(tmp_path, model_file):
     big = scan(12000, 8400)  # 100.8 megapixels
     inputs = {**{f"scans/drum-{i}.jpg": big for i in range(8)},

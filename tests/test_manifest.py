@@ -69,6 +69,7 @@ def test_an_all_error_block_keeps_the_declared_types(tmp_path, model_file):
     assert all(np.isnan(table.column("colour_confidence").to_numpy()))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_only_complete_runs_are_read(request, tmp_path, model_file, where):
     """A run marks its manifest complete last; an unmarked run folder (a killed run's) is skipped and counted."""

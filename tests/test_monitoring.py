@@ -70,6 +70,7 @@ def scraped(tmp_path_factory, model_file, archive_inputs):
     return run_id, samples
 
 
+@pytest.mark.own_ray
 def test_the_job_exports_its_counts_by_status_and_kind_tagged_with_its_run_id(scraped):
     run_id, samples = scraped
     images = "ray_colorize_images_total"
@@ -201,6 +202,7 @@ def test_every_ray_pod_exposes_the_port_the_podmonitor_scrapes():
             assert str(ports.get(endpoint["port"])) == group["rayStartParams"]["metrics-export-port"], path.name
 
 
+@pytest.mark.own_ray
 def test_every_metric_a_rule_or_panel_uses_is_one_the_job_run_exported(scraped):
     """A renamed metric, tag or status breaks this test, not a dashboard at 3 a.m."""
     _, samples = scraped

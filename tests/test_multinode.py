@@ -12,8 +12,11 @@ import sys
 import time
 
 import pyarrow.dataset as pads
+import pytest
 
 from tests import ray_cluster
+
+pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
 
 
 def cluster_nodes(address: str, env: dict[str, str]) -> dict[str, dict]:

@@ -18,6 +18,8 @@ from tests import malformed
 from tests.archive import decode_any, make_archive, manifest_runs, run_job
 from tests.conftest import EXAMPLES
 
+pytestmark = pytest.mark.integration
+
 
 def jpeg(seed: int = 0, width: int = 64, height: int = 48) -> bytes:
     grey = cv2.imread(str(EXAMPLES / "boats.jpg"), cv2.IMREAD_GRAYSCALE)

@@ -11,6 +11,8 @@ from colorize_core.storage import Location
 from jobs import preview as preview_job
 from tests.browser import CHROMIUM, open_page
 
+pytestmark = pytest.mark.integration
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 

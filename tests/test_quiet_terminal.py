@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 from colorize_core.progress import Progress, duration
+
+pytestmark = pytest.mark.integration
 
 NOISE = re.compile(r"core_worker|oneDNN|absl|Token authentication")
 REPO = Path(__file__).resolve().parent.parent

@@ -1,10 +1,11 @@
 """The evaluation's HTML report in a real headless browser (Debian's chromium): it renders, with no console errors."""
 import shutil
 from pathlib import Path
-
 import pytest
 
 from tests.browser import CHROMIUM, open_page
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")

@@ -2,10 +2,13 @@
 run at most one GET and one PUT an image, a resumed run with nothing left to do none per image."""
 import cv2
 import numpy as np
+import pytest
 
 from jobs import colorize
 from tools.local_s3 import RequestCounter
 from tests.conftest import EXAMPLES
+
+pytestmark = pytest.mark.integration
 
 IMAGES = 50
 FIXED = 40  # requests a run makes whatever its size: access checks, the listings, the manifest's files

@@ -20,6 +20,8 @@ from tests.archive import make_archive, run_job
 from tests.browser import CHROMIUM, open_page
 from tests.conftest import ODD_NAME
 
+pytestmark = pytest.mark.integration
+
 COMMA_KEY = 'café, "zoë" #1.png'  # a CSV must quote it; a URL would cut it at #
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 

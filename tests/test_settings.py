@@ -1,6 +1,5 @@
 """Job settings come from flags or from COLORIZE_<FLAG> environment variables, the same way everywhere."""
 import os
-
 import pytest
 
 from jobs import colorize, evaluate, train

@@ -2,10 +2,13 @@
 while grey and toned prints are colorized."""
 import cv2
 import numpy as np
+import pytest
 
 from colorize_core import lab
 from tests.archive import make_archive, run_job
 from tests.conftest import EXAMPLES
+
+pytestmark = pytest.mark.integration
 
 
 def test_skip_colour_leaves_colour_originals_alone(tmp_path, model_file):

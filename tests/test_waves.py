@@ -2,11 +2,14 @@
 one manifest, with what is done already skipped from one listing of the output (pipeline.DoneKeys)."""
 import cv2
 import numpy as np
+import pytest
 
 from colorize_core import manifest, pipeline
 from colorize_core.storage import Location
 from tests.archive import make_archive, run_job
 from tests.conftest import EXAMPLES
+
+pytestmark = pytest.mark.integration
 
 
 def test_waves_regroup_chunks():
