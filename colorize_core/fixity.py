@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
@@ -61,12 +62,11 @@ class _Buckets:
         self.writers = [pa.ipc.new_stream(path, _PAIRS) for path in self.paths]
 
     def add(self, keys: list[str], shas: list[str]) -> None:
-        spread: list[tuple[list[str], list[str]]] = [([], []) for _ in self.paths]
-        for key, sha, b in zip(keys, shas, _bucket(keys, len(self.paths))):
-            spread[b][0].append(key), spread[b][1].append(sha)
-        for writer, (k, s) in zip(self.writers, spread):
-            if k:
-                writer.write_table(pa.table({"key": k, "sha256": s}, schema=_PAIRS))
+        table = pa.table({"key": keys, "sha256": shas}, schema=_PAIRS)
+        buckets = np.asarray(_bucket(keys, len(self.paths)))
+        for i, writer in enumerate(self.writers):
+            if (rows := np.flatnonzero(buckets == i)).size:
+                writer.write_table(table.take(rows))
 
     def close(self) -> None:
         for writer in self.writers:
