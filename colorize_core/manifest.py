@@ -1,4 +1,5 @@
-"""The manifest, declared once: one row per input of a run, its columns, their types and the status values.
+"""The manifest, declared once: one row per input of a run, its columns, their types, and its error kinds (the
+status values are status.py's, Status, read here as manifest.Status too).
 
 The stages fill these columns (stages.py), the job writes them as Parquet under OUTPUT/_manifest/run=RUN_ID/
 with this schema (types declared, not inferred from each block), and the jobs, the evaluation and users read
@@ -13,7 +14,6 @@ import os
 import tempfile
 import uuid
 from datetime import datetime, timezone
-from enum import StrEnum
 
 import numpy as np
 import pyarrow.fs as pafs
@@ -22,24 +22,13 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from colorize_core.status import FINAL_STATUSES, Status  # noqa: F401 (manifest.Status, manifest.FINAL_STATUSES)
 from colorize_core.storage import Location, retrying
 
 FOLDER = "_manifest"
 ROWS_PER_FILE = 1000
 MARKER = "_COMPLETE.json"  # Parquet readers (pyarrow, DuckDB globs of *.parquet) pass over it
 
-
-class Status(StrEnum):
-    """A row's status (the Parquet column holds its value): TODO while the stages work on it; every row ends
-    OK, SKIPPED or ERROR."""
-
-    TODO = "todo"
-    OK = "ok"
-    SKIPPED = "skipped"  # its output is there already, or (--skip-colour) the input is in colour already
-    ERROR = "error"
-
-
-FINAL_STATUSES = (Status.OK, Status.SKIPPED, Status.ERROR)
 # What kind of error an error row is: a short fixed vocabulary (the error text says the rest), for counting
 # failures by cause in the manifest, the metrics (monitoring.py) and the review gallery alike.
 UNREADABLE, REFUSED, STORAGE, CRASHED, OTHER = "unreadable", "refused", "storage", "crashed", "other"

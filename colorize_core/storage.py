@@ -20,6 +20,8 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from colorize_core.status import Status
+
 # Listed as images; .gif too, so that a GIF gets a manifest row saying why it is not colorized.
 TEMP_PREFIX = ".colorize-"  # write_atomic's temporary files: hidden, so listings pass over them
 T = TypeVar("T")
@@ -146,7 +148,7 @@ class Location:
                 continue
             if any(part.startswith(".") for part in key.split("/")):
                 if not key.rsplit("/", 1)[-1].startswith(TEMP_PREFIX):  # our own temporary files: no row
-                    tell(key, "skipped", "hidden: its name or a folder's starts with '.' (e.g. macOS's ._ files)")
+                    tell(key, Status.SKIPPED, "hidden: its name or a folder's starts with '.' (e.g. macOS's ._ files)")
                 continue
             yield key
 
@@ -163,7 +165,7 @@ class Location:
             return printable_key(os.path.relpath(path, self.root).replace(os.sep, "/"))
 
         def unlisted(error: OSError) -> None:
-            tell(relative(error.filename) + "/", "error", f"folder cannot be listed ({error.strerror or error}): "
+            tell(relative(error.filename) + "/", Status.ERROR, f"folder cannot be listed ({error.strerror or error}): "
                  "its images are not accounted for; fix its permissions and run again")
 
         for folder, subfolders, names in os.walk(self.root, onerror=unlisted, followlinks=True):
@@ -174,9 +176,9 @@ class Location:
                 path = os.path.join(folder, name)
                 real = os.path.realpath(path)
                 if os.path.islink(path) and not within(real, self.real_root):
-                    tell(relative(path) + "/", "error", f"a linked folder leading outside --input (to {real}): not followed")
+                    tell(relative(path) + "/", Status.ERROR, f"a linked folder leading outside --input (to {real}): not followed")
                 elif real in seen:
-                    tell(relative(path) + "/", "skipped", "a linked folder listed already by another path: not listed twice")
+                    tell(relative(path) + "/", Status.SKIPPED, "a linked folder listed already by another path: not listed twice")
                 else:
                     seen.add(real)
                     subfolders.append(name)
