@@ -1,5 +1,6 @@
-"""Benchmarks: scripts that print figures (results in RESULTS.md). Each ends with a line `RESULT ...` that names
-the machine and the commit (result_tail)."""
+"""Benchmarks: scripts that print figures (results in RESULTS.md). Each is `python -m benchmarks.NAME`, has a
+main(argv), and ends with one line `RESULT NAME ...: figures; machine ...; commit ...` (result_tail), the line
+that runs are compared by and that tests/test_benchmarks.py looks for."""
 import os
 import platform
 import re
@@ -8,6 +9,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "datasets"
+PHOTOS = SHARED / "photos"  # BSDS500 photos with MANIFEST.csv (path, split): the benchmarks' default photos
+
+
+def add_photos_flag(p) -> None:
+    """--photos: a folder of photos with MANIFEST.csv (columns path and split), default ../shared's."""
+    p.add_argument("--photos", type=Path, default=PHOTOS,
+                   help=f"a folder with MANIFEST.csv (columns path, split) (default {PHOTOS})")
 
 
 def commit() -> str:

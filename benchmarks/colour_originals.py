@@ -7,15 +7,17 @@ hand-tinted, and on colour photos.
 Toning is one hue over the whole print, stronger or weaker with density: the measure leaves it out, where the
 mean chroma (the measure before) read a sepia print as strongly as a colour photo.
 """
+import argparse
 import csv
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from benchmarks import SHARED, result_tail
 from colorize_core import lab
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 THRESHOLDS = (3, 4, 5, 6, 8, 10)
 
 
@@ -35,10 +37,17 @@ def hand_tinted(grey: np.ndarray) -> np.ndarray:
     return made(grey, a, b)
 
 
-def main() -> None:
-    greys = [cv2.imread(str(p)) for p in sorted((SHARED / "bw-real").glob("*.jpg"))]
-    rows = csv.DictReader((SHARED / "photos" / "MANIFEST.csv").read_text().splitlines())
-    colour = [cv2.imread(str(SHARED / "photos" / r["path"])) for r in rows if r["split"] == "val"]
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", type=Path, default=SHARED,
+                   help=f"a folder holding bw-real/ (JPEGs) and photos/ (MANIFEST.csv with a val split) (default {SHARED})")
+    p.add_argument("--limit", type=int, help="at most this many photos of each")
+    args = p.parse_args(argv)
+    greys = [cv2.imread(str(p)) for p in sorted((args.datasets / "bw-real").glob("*.jpg"))][: args.limit]
+    rows = csv.DictReader((args.datasets / "photos" / "MANIFEST.csv").read_text().splitlines())
+    colour = [cv2.imread(str(args.datasets / "photos" / r["path"])) for r in rows if r["split"] == "val"][: args.limit]
+    if not greys or not colour:
+        raise SystemExit(f"needs {args.datasets}/bw-real/*.jpg and {args.datasets}/photos' val split")
     sets = {
         "genuine black-and-white (bw-real)": greys,
         "sepia-toned (made from bw-real)": [made(g, 4.0, 14.0) for g in greys],
@@ -49,12 +58,16 @@ def main() -> None:
     }
     print("| photos | n | measure p5 / p50 / p95 | max | " + " | ".join(f"above {t}" for t in THRESHOLDS) + " |")
     print("|---|---|---|---|" + "---|" * len(THRESHOLDS))
+    medians = []
     for name, images in sets.items():
         values = np.array([lab.lightness(image)[1] for image in images])
         p5, p50, p95 = np.percentile(values, [5, 50, 95])
         above = " | ".join(f"{np.mean(values > t):.0%}" for t in THRESHOLDS)
         print(f"| {name} | {len(values)} | {p5:.1f} / {p50:.1f} / {p95:.1f} | {values.max():.1f} | {above} |")
+        medians.append(f"{name.split(' (')[0]} {p50:.1f}")
+    print(f"RESULT colour_originals median measure: {', '.join(medians)}; {result_tail()}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

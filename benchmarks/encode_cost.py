@@ -10,21 +10,19 @@ import argparse
 import csv
 import sys
 import time
-from pathlib import Path
 
 import cv2
 
-from benchmarks import ROOT, result_tail
+from benchmarks import add_photos_flag, result_tail
 from colorize_core import codec
 
-PHOTOS = ROOT.parent / "shared" / "datasets" / "photos"
 FORMATS = ("jpeg", "png", "tiff", "webp")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=50, help="images")
-    p.add_argument("--photos", type=Path, default=PHOTOS)
+    add_photos_flag(p)
     args = p.parse_args(argv)
     cv2.setNumThreads(1)
     with open(args.photos / "MANIFEST.csv") as f:

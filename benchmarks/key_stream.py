@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import ROOT, result_tail
 from tests.test_faults import kill_job  # the job and every process below it, whatever session Ray started it in
 
-ROOT = Path(__file__).resolve().parent.parent
 EXISTING = 300
 SECONDS = 20
 GIVE_UP = 300  # seconds without any output: stopped, reported as "> GIVE_UP"
@@ -30,8 +30,9 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def run_once(repo: Path, key_list: Path, scans: Path, out: Path, model: str) -> tuple[float | None, float]:
-    """(seconds to the first output, or None after GIVE_UP; the driver's peak RSS in MiB SECONDS later)."""
+def run_once(repo: Path, key_list: Path, scans: Path, out: Path, model: str, seconds: float = SECONDS
+             ) -> tuple[float | None, float]:
+    """(seconds to the first output, or None after GIVE_UP; the driver's peak RSS in MiB `seconds` later)."""
     job = subprocess.Popen([sys.executable, "-m", "jobs.colorize", "--input", str(scans), "--input-list", str(key_list),
                             "--output", str(out), "--model", model, "--max-error-fraction", "1"],
                            cwd=repo, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -45,17 +46,19 @@ def run_once(repo: Path, key_list: Path, scans: Path, out: Path, model: str) -> 
             if job.poll() is not None:
                 raise SystemExit(f"the job exited ({job.returncode}) before writing anything")
             time.sleep(0.05)
-        time.sleep(SECONDS)
+        time.sleep(seconds)
         return first, peak_rss_mib(job.pid)
     finally:
         kill_job(job)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 10_000_000])
     p.add_argument("--repo", type=Path, action="append", default=[], help="another checkout to run as well")
-    args = p.parse_args()
+    p.add_argument("--seconds", type=float, default=SECONDS, help=f"how long after the first output (default {SECONDS})")
+    args = p.parse_args(argv)
+    figures = []
     import cv2
     import numpy as np
 
@@ -76,15 +79,18 @@ def main() -> None:
                 for start in range(0, n, 1_000_000):
                     f.write("".join(f"s{i:08d}.jpg\n" for i in range(start, min(n, start + 1_000_000))))
         print(f"input lists of {', '.join(f'{n:,}' for n in args.sizes)} keys ({EXISTING} exist); "
-              f"stopped {SECONDS} s after the first output")
+              f"stopped {args.seconds:g} s after the first output")
         print("| checkout | keys | first output (s) | driver peak RSS (MiB) |")
         print("|---|---|---|---|")
         for repo in [ROOT, *args.repo]:
             for n, key_list in lists.items():
-                first, rss = run_once(repo, key_list, scans, tmp / f"out-{repo.name}-{n}", model)
+                first, rss = run_once(repo, key_list, scans, tmp / f"out-{repo.name}-{n}", model, args.seconds)
                 shown = f"> {GIVE_UP}" if first is None else f"{first:.1f}"
                 print(f"| {repo.name} | {n:,} | {shown} | {rss:.0f} |", flush=True)
+                figures.append(f"{repo.name} {n} keys first output {shown} s, driver peak {rss:.0f} MiB")
+    print(f"RESULT key_stream: {', '.join(figures)}; {result_tail()}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

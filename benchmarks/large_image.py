@@ -7,12 +7,14 @@ putting colour back (recombine), encode. Each step is timed on a grey JPEG made 
 (upscaled, with film grain), with the ab the shipped model predicts for it; the best of --repeat runs.
 """
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from benchmarks import result_tail
 from colorize_core import codec, lab, runtime
 from colorize_core.model import load_colorizer
 from colorize_core.model_file import DEFAULT_MODEL
@@ -29,13 +31,14 @@ def best_of(repeat: int, step):
     return min(times), result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     runtime.prepare_environment()  # TensorFlow's start-up chatter off, before load_colorizer imports it
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", nargs="+", default=["6000x4000", "3000x2000", "1500x1000"])
     p.add_argument("--repeat", type=int, default=3)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     model = load_colorizer(DEFAULT_MODEL)
+    figures = []
     grey = cv2.imread(str(EXAMPLES / "castle.jpg"), cv2.IMREAD_GRAYSCALE)
     print("| size | MP | decode | L | model input | recombine | encode | total | s per MP | recombine / (decode + encode) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -53,7 +56,10 @@ def main() -> None:
         total, mp = t_decode + t_L + t_input + t_recombine + t_encode, width * height / 1e6
         print(f"| {size} | {mp:.1f} | {t_decode:.3f} | {t_L:.3f} | {t_input:.3f} | {t_recombine:.3f} | {t_encode:.3f} "
               f"| {total:.3f} | {total / mp:.3f} | {t_recombine / (t_decode + t_encode):.2f} |", flush=True)
+        figures.append(f"{size} {total / mp:.3f} s a megapixel")
+    print(f"RESULT large_image best of {args.repeat}: {', '.join(figures)}; {result_tail()}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

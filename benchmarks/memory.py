@@ -21,27 +21,29 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PHOTOS = ROOT.parent / "shared" / "datasets" / "photos"
+from benchmarks import ROOT, add_photos_flag, result_tail
 
 
 def tiny_model(path: Path) -> Path:
+    """A stand-in colorizer, a few KB: the colorizer's input (L, 224x224) and an output layer "ab" of 2 channels
+    (what model_file checks), so the job takes it; its memory and time are next to nothing."""
     import keras
 
     L = keras.Input((224, 224, 1))
     x = keras.layers.AveragePooling2D(8)(L)
-    x = keras.layers.Conv2D(2, 3, padding="same", activation="tanh")(x)
+    x = keras.layers.Conv2D(2, 3, padding="same", activation="tanh", name="ab")(x)
     keras.Model(L, keras.layers.UpSampling2D(8)(x)).save(path)
     return path
 
 
-def linked_inputs(folder: Path, n: int) -> list[str]:
-    with open(PHOTOS / "MANIFEST.csv") as f:
-        photos = [row["path"] for row in csv.DictReader(f)]
+def linked_inputs(folder: Path, n: int, photos: Path) -> list[str]:
+    """`n` keys in `folder`, symbolic links to the photos of `photos`/MANIFEST.csv, repeated as needed."""
+    with open(photos / "MANIFEST.csv") as f:
+        paths = [row["path"] for row in csv.DictReader(f)]
     folder.mkdir(parents=True)
     keys = [f"scan-{i:06d}.jpg" for i in range(n)]
     for i, key in enumerate(keys):
-        os.symlink(PHOTOS / photos[i % len(photos)], folder / key)
+        os.symlink(photos / paths[i % len(paths)], folder / key)
     return keys
 
 
@@ -97,29 +99,38 @@ def run(inputs: Path, output: Path, model: Path, extra: list[str], stop_after_fi
                             if v > 2**26}}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, nargs="+", default=[500, 5000])
     p.add_argument("--list", type=int, default=0, help="also run an input list of this many keys, to its first output")
     p.add_argument("--job-flags", default="", help="more flags for the job, e.g. '--object-store-mib 256'")
-    args = p.parse_args()
+    add_photos_flag(p)
+    args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="colorize-memory-"))
     model = tiny_model(work / "tiny.keras")
-    results = {}
+    results, figures = {}, []
     for n in args.n:
-        linked_inputs(work / f"in-{n}", n)
+        linked_inputs(work / f"in-{n}", n, args.photos)
         results[n] = run(work / f"in-{n}", work / f"out-{n}", model, args.job_flags.split(), None)
-        print(f"RESULT {n} images: {results[n]}", flush=True)
+        print(f"{n} images: {results[n]}", flush=True)
+        if results[n]["exit"]:
+            raise SystemExit(f"the job on {n} images exited {results[n]['exit']}: its figures are not the job's")
+        figures.append(f"{n} images peak {results[n]['peak_gib']:.2f} GiB in {results[n]['seconds']:.1f} s")
     if len(args.n) > 1:
         low, high = results[min(args.n)], results[max(args.n)]
         print(f"peak memory {max(args.n)} / {min(args.n)} images: {high['peak_gib'] / low['peak_gib']:.3f}")
+        figures.append(f"peak {max(args.n)} / {min(args.n)} images {high['peak_gib'] / low['peak_gib']:.3f}")
     if args.list:
-        keys = linked_inputs(work / "in-list", args.list)
+        keys = linked_inputs(work / "in-list", args.list, args.photos)
         (work / "keys.txt").write_text("\n".join(keys) + "\n")
         result = run(work / "in-list", work / "out-list", model,
                      ["--input-list", str(work / "keys.txt"), *args.job_flags.split()], 30.0)
-        print(f"RESULT input list of {args.list} keys (stopped 30 s after the first output): {result}", flush=True)
+        print(f"input list of {args.list} keys (stopped 30 s after the first output): {result}", flush=True)
+        figures.append(f"input list of {args.list} keys first output {result['first_output_s']:.1f} s peak "
+                       f"{result['peak_gib']:.2f} GiB")
+    print(f"RESULT memory: {'; '.join(figures)}; {result_tail()}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

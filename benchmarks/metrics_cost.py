@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import result_tail, run_job
+from benchmarks import add_photos_flag, result_tail, run_job
 from benchmarks.throughput import copy_photos
 from colorize_core import manifest, runtime
 from colorize_core.monitoring import RunMetrics
@@ -41,12 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=500, help="photos (default 500)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--batch", type=int, default=16, help="rows a batch for the recording time (the job's CPU batch)")
+    add_photos_flag(p)
     args = p.parse_args(argv)
     rates: dict[str, list[float]] = {"on": [], "off": []}
     flags = {"on": (), "off": ("--no-metrics",)}
     with tempfile.TemporaryDirectory(prefix="colorize-metrics-") as scratch:
         scratch = Path(scratch)
-        copy_photos(args.n, scratch / "in")
+        copy_photos(args.n, scratch / "in", args.photos)
         for r in range(args.rounds):
             for setting in ("on", "off") if r % 2 == 0 else ("off", "on"):
                 rates[setting].append(run_job(scratch / "in", scratch / f"out-{setting}-{r}", *flags[setting]))

@@ -7,10 +7,12 @@ Needs only Keras and a backend (no Ray, no TensorFlow under KERAS_BACKEND=jax): 
     KERAS_BACKEND=jax python3 -m benchmarks.model_speed --precision bfloat16 --batch-sizes 128 256 1024
 """
 import argparse
+import sys
 import time
 
 import numpy as np
 
+from benchmarks import result_tail
 from colorize_core.model_file import DEFAULT_MODEL
 
 
@@ -31,17 +33,18 @@ def images_per_s(path: str, precision: str, batch_size: int, seconds: float, mod
     return n / (time.perf_counter() - start), first
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=[DEFAULT_MODEL])
     p.add_argument("--precision", nargs="+", default=["float32"])
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[16])
     p.add_argument("--model-sizes", nargs="+", type=int, default=[224])
     p.add_argument("--seconds", type=float, default=10.0)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     import keras
 
     print(f"backend {keras.backend.backend()}")
+    figures = []
     print(f"{'model':40} {'precision':10} {'size':>5} {'batch':>6} {'images/s':>10} {'first call s':>13}")
     for path in args.models:
         for precision in args.precision:
@@ -50,7 +53,11 @@ def main() -> None:
                     speed, first = images_per_s(path, precision, size, args.seconds, model_size)
                     print(f"{path[-40:]:40} {precision:10} {model_size:5} {size:6} {speed:10.2f} {first:13.1f}",
                           flush=True)
+                    figures.append(f"{path.rsplit('/', 1)[-1]} {precision} size {model_size} batch {size} "
+                                   f"{speed:.2f} images/s")
+    print(f"RESULT model_speed backend {keras.backend.backend()}: {', '.join(figures)}; {result_tail()}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

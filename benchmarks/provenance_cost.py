@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import benchmarks
-from benchmarks import ROOT, result_tail
+from benchmarks import ROOT, add_photos_flag, result_tail
 from benchmarks.throughput import copy_photos
 from colorize_core import credentials, manifest
 from colorize_core.storage import Location
@@ -34,16 +34,17 @@ def run_job(checkout: Path, source: Path, target: Path, *flags: str) -> tuple[fl
     return rate, float(np.mean(ok.column("encode_s").to_numpy()))
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=500, help="photos (default 500)")
     p.add_argument("--before", default="bbff3a1", help="the commit before the archival record (default bbff3a1)")
     p.add_argument("--rounds", type=int, default=1)
+    add_photos_flag(p)
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="colorize-provenance-") as scratch:
         scratch = Path(scratch)
         source = scratch / "in"
-        copy_photos(args.n, source)
+        copy_photos(args.n, source, args.photos)
         before = scratch / "before"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before), args.before],
                        check=True, capture_output=True)
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{mean['now'][0] / mean['before'][0]:.3f}, signed/before {mean['signed'][0] / mean['before'][0]:.3f}; "
           f"encode ms before {1000 * mean['before'][1]:.1f} now {1000 * mean['now'][1]:.1f} signed "
           f"{1000 * mean['signed'][1]:.1f}; {result_tail()}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -7,17 +7,18 @@ The model is a tiny stand-in of the colorizer's shape (requests do not depend on
 """
 import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks import ROOT, result_tail
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=1000, help="scans")
     p.add_argument("--batch-size", type=int, default=16)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     from colorize_core import runtime
 
     runtime.prepare_environment()
@@ -56,7 +57,11 @@ def main() -> None:
         total = sum(counts.values())
         print(f"| {run} | " + " | ".join(str(counts.get(k, 0)) for k in ("GET", "PUT", "HEAD", "LIST", "POST", "DELETE"))
               + f" | {total} | {total / args.n:.3f} |")
+    print(f"RESULT s3_requests {args.n} scans batch {args.batch_size}: " + ", ".join(
+        f"{run} {sum(counts.values())} requests ({sum(counts.values()) / args.n:.3f} an image)"
+        for run, counts in figures.items()) + f"; {result_tail()}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

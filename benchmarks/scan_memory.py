@@ -17,6 +17,7 @@ from pathlib import Path
 
 import cv2
 
+from benchmarks import result_tail
 from benchmarks.memory import run, tiny_model
 from tests.conftest import colour_photo
 from tests.test_large_scans import scan
@@ -36,12 +37,13 @@ def folder_of_scans(folder: Path, megapixels: int) -> None:
             cv2.imwrite(str(path), cv2.cvtColor(colour_photo(i), cv2.COLOR_BGR2GRAY))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[24, 100, 200], help="scan sizes in megapixels")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 128])
     p.add_argument("--repo", type=Path, help="run the job of this checkout (default: this one)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    figures = []
     work = Path(tempfile.mkdtemp(prefix="colorize-scans-"))
     model = tiny_model(work / "tiny.keras")
     print(f"{'scan MP':>8} {'batch':>6} {'peak GiB':>9} {'seconds':>8} {'exit':>5}  largest processes at the peak (GiB)")
@@ -57,6 +59,11 @@ def main() -> None:
                          cwd=args.repo)
             print(f"{megapixels:8} {batch:6} {result['peak_gib']:9.2f} {result['seconds']:8.1f} {result['exit']:5}  "
                   f"{result['at_peak_gib']}", flush=True)
+            if result["exit"]:
+                raise SystemExit(f"the job exited {result['exit']}: its figures are not the job's")
+            figures.append(f"{megapixels} MP batch {batch} peak {result['peak_gib']:.2f} GiB")
+    print(f"RESULT scan_memory: {', '.join(figures)}; {result_tail()}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks import ROOT, result_tail
 
 
 def batch_bytes(batch: dict) -> int:
@@ -61,15 +61,15 @@ def run_variant(folder: str, model: str, L_float32: bool) -> dict:
             "peak_rss_MB": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1e3}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", default="6000x4000")
     p.add_argument("--images", type=int, default=4, help="scans of each kind (8-bit JPEG, 16-bit PNG)")
     p.add_argument("--variant", help=argparse.SUPPRESS)  # internal: FOLDER MODEL float32|uint16, in a child
-    args, rest = p.parse_known_args()
+    args, rest = p.parse_known_args(argv)
     if args.variant:
         print(json.dumps(run_variant(args.variant, rest[0], rest[1] == "float32")))
-        return
+        return 0
     import cv2
     import numpy as np
 
@@ -100,7 +100,12 @@ def main() -> None:
         print(f"float32 / uint16: decode -> predict {a['decode_to_predict_MB'] / b['decode_to_predict_MB']:.2f}x, "
               f"predict -> encode {a['predict_to_encode_MB'] / b['predict_to_encode_MB']:.2f}x, "
               f"peak RSS {a['peak_rss_MB'] / b['peak_rss_MB']:.2f}x")
+    print(f"RESULT stage_bytes {args.size}: decode -> predict MB an image float32 {a['decode_to_predict_MB']:.1f} uint16 "
+          f"{b['decode_to_predict_MB']:.1f}, predict -> encode float32 {a['predict_to_encode_MB']:.1f} uint16 "
+          f"{b['predict_to_encode_MB']:.1f}, peak RSS float32 / uint16 {a['peak_rss_MB'] / b['peak_rss_MB']:.2f}; "
+          f"{result_tail()}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import ROOT, result_tail
+from benchmarks import PHOTOS, add_photos_flag, result_tail
 from colorize_core import runtime
 from colorize_core.lab import MODEL_SIZE
 from colorize_core.model import load_colorizer
@@ -33,7 +33,6 @@ from colorize_core.stages import Predictor, encode_and_write, read_and_decode
 from colorize_core.storage import Location
 from jobs import colorize
 
-PHOTOS = ROOT.parent / "shared" / "datasets" / "photos"
 
 
 def copy_photos(n: int, folder: Path, photos: Path = PHOTOS) -> int:
@@ -82,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", nargs="+", choices=runtime.PRECISIONS, default=["float32", "bfloat16"])
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--photos", type=Path, default=PHOTOS, help="a folder with MANIFEST.csv (column path)")
+    add_photos_flag(p)
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="colorize-bench-"))
     n = copy_photos(args.n, work / "in", args.photos)

@@ -10,29 +10,31 @@ it is several times faster, without AMX it is not.
 """
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks import add_photos_flag, result_tail
 from jobs import train  # its main() prepares Ray's environment before importing ray
 
-PHOTOS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "photos"
 FIGURES = ("seconds", "train_loss", "val_loss", "val_psnr", "val_ciede2000", "val_cf")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train", type=int, default=96, help="training photos")
     p.add_argument("--val", type=int, default=32, help="validation photos")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--workers", type=int, default=1, help="one on 2 cores leaves a CPU to the data stage")
     p.add_argument("--unfreeze", nargs="*", default=["block5"], help="encoder blocks trained too")
-    args = p.parse_args()
-    if not PHOTOS.is_dir():
-        raise SystemExit(f"needs {PHOTOS}")
+    add_photos_flag(p)
+    args = p.parse_args(argv)
+    if not args.photos.is_dir():
+        raise SystemExit(f"needs {args.photos}")
     runs = tempfile.mkdtemp(prefix="train-precision-")
     history = {}
     for precision in ("float32", "bfloat16"):
-        train.main(["--input", str(PHOTOS), "--split", "train", "--limit", str(args.train), "--val-split", "val",
+        train.main(["--input", str(args.photos), "--split", "train", "--limit", str(args.train), "--val-split", "val",
                     "--val-limit", str(args.val), "--output", runs, "--name", precision, "--workers", str(args.workers),
                     "--cpus-per-worker", "1", "--epochs", str(args.epochs), "--precision", precision,
                     "--unfreeze", *args.unfreeze])
@@ -45,7 +47,12 @@ def main() -> None:
     grey = history["float32"][0]
     print(f"grey baseline on the same crops: PSNR {grey['val_grey_psnr']:.2f}, CIEDE2000 {grey['val_grey_ciede2000']:.2f},"
           f" truth CF {grey['val_truth_cf']:.2f}")
+    fp32, bf16 = history["float32"][-1], history["bfloat16"][-1]
+    print(f"RESULT train_precision {args.train} photos {args.epochs} epochs: seconds an epoch float32 "
+          f"{fp32['seconds']:.1f} bfloat16 {bf16['seconds']:.1f}, val CIEDE2000 float32 {fp32['val_ciede2000']:.3f} "
+          f"bfloat16 {bf16['val_ciede2000']:.3f}; {result_tail()}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
