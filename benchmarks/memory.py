@@ -4,8 +4,9 @@ with an input list of many keys.
 
     python -m benchmarks.memory --n 500 5000 --list 100000
 
-Inputs are symbolic links to the photos of ../shared/datasets/photos, repeated as needed (real files to read
-and decode, no disk used). The model is a tiny stand-in with the colorizer's input and output, built here,
+Inputs are hard links to the photos of ../shared/datasets/photos (or --photos), repeated as needed: real files
+to read and decode, and no disk used (copies where the photos are on another filesystem; the job refuses
+symbolic links leading outside its input). The model is a tiny stand-in with the colorizer's input and output, built here,
 so that 5,000 images take minutes on a CPU: the model's own memory is constant and not what is measured.
 Memory is the sum of PSS (proportional set size: shared pages counted once) over the job's process tree,
 sampled every 0.2 s. `--list N` runs the job on an input list of N keys, reports the time to its first output
@@ -14,6 +15,7 @@ and the peak until then plus 30 s, and stops it.
 import argparse
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,13 +39,16 @@ def tiny_model(path: Path) -> Path:
 
 
 def linked_inputs(folder: Path, n: int, photos: Path) -> list[str]:
-    """`n` keys in `folder`, symbolic links to the photos of `photos`/MANIFEST.csv, repeated as needed."""
+    """`n` keys in `folder`, hard links to (or copies of) the photos of `photos`/MANIFEST.csv, repeated."""
     with open(photos / "MANIFEST.csv") as f:
         paths = [row["path"] for row in csv.DictReader(f)]
     folder.mkdir(parents=True)
     keys = [f"scan-{i:06d}.jpg" for i in range(n)]
     for i, key in enumerate(keys):
-        os.symlink(photos / paths[i % len(paths)], folder / key)
+        try:
+            os.link(photos / paths[i % len(paths)], folder / key)
+        except OSError:  # another filesystem
+            shutil.copyfile(photos / paths[i % len(paths)], folder / key)
     return keys
 
 
