@@ -49,7 +49,7 @@ def smallest(name: str, datasets: Path) -> list[str]:
         "scan_memory": ["--sizes", "1", "--batch-sizes", "16"],
         "stage_bytes": ["--size", "400x300", "--images", "1"],
         "throughput": ["--n", "4", "--precision", "float32", "--batch-size", "2", *photos],
-        "train_precision": ["--train", "4", "--val", "2", "--epochs", "1", *photos],
+        "train_precision": ["--train", "4", "--val", "2", "--epochs", "1", "--unfreeze", *photos],
         "train_throughput": ["--input", str(datasets / "photos"), "--limit", "4", "--steps", "1", "--rounds", "1",
                              "--batch-size", "2"],
     }[name]
