@@ -43,6 +43,12 @@ def result_tail() -> str:
     return f"machine {machine()}; commit {commit()}"
 
 
+def print_result(name: str, figures: str) -> int:
+    """Print the benchmark's RESULT line: its name, its figures, the machine and the commit. 0: main's exit status."""
+    print(f"RESULT {name} {figures}; {result_tail()}", flush=True)
+    return 0
+
+
 def run_job(source: Path, target: Path, *flags: str, checkout: Path = ROOT) -> float:
     """`python -m jobs.colorize` of `checkout` (its own code, whatever is installed) over `source` into `target`
     (a fresh folder), in its own process and local Ray, with the shipped model: images/s from its summary line."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks import SHARED, result_tail
+from benchmarks import SHARED, print_result
 from colorize_core import lab
 
 THRESHOLDS = (3, 4, 5, 6, 8, 10)
@@ -65,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         above = " | ".join(f"{np.mean(values > t):.0%}" for t in THRESHOLDS)
         print(f"| {name} | {len(values)} | {p5:.1f} / {p50:.1f} / {p95:.1f} | {values.max():.1f} | {above} |")
         medians.append(f"{name.split(' (')[0]} {p50:.1f}")
-    print(f"RESULT colour_originals median measure: {', '.join(medians)}; {result_tail()}")
-    return 0
+    return print_result("colour_originals", f"median measure: {', '.join(medians)}")
 
 
 if __name__ == "__main__":

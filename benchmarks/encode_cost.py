@@ -13,7 +13,7 @@ import time
 
 import cv2
 
-from benchmarks import add_photos_flag, result_tail
+from benchmarks import add_photos_flag, print_result
 from colorize_core import codec
 
 FORMATS = ("jpeg", "png", "tiff", "webp")
@@ -39,10 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         figures[fmt] = (1000 * seconds / len(images), 1000 * seconds / megapixels, size / len(images) / 1e3)
         print(f"{fmt}: {figures[fmt][0]:.1f} ms an image, {figures[fmt][1]:.1f} ms a megapixel, "
               f"{figures[fmt][2]:.0f} kB an image", flush=True)
-    print(f"RESULT encode_cost {len(images)} images ({megapixels / len(images):.2f} MP): "
+    return print_result("encode_cost", f"{len(images)} images ({megapixels / len(images):.2f} MP): "
           + ", ".join(f"{fmt} {ms:.1f} ms" for fmt, (ms, _, _) in figures.items())
-          + f"; webp / jpeg {figures['webp'][0] / figures['jpeg'][0]:.1f}x; {result_tail()}")
-    return 0
+          + f"; webp / jpeg {figures['webp'][0] / figures['jpeg'][0]:.1f}x")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import ROOT, result_tail
+from benchmarks import ROOT, print_result
 from tests.test_faults import kill_job  # the job and every process below it, whatever session Ray started it in
 
 EXISTING = 300
@@ -88,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 shown = f"> {GIVE_UP}" if first is None else f"{first:.1f}"
                 print(f"| {repo.name} | {n:,} | {shown} | {rss:.0f} |", flush=True)
                 figures.append(f"{repo.name} {n} keys first output {shown} s, driver peak {rss:.0f} MiB")
-    print(f"RESULT key_stream: {', '.join(figures)}; {result_tail()}")
-    return 0
+    return print_result("key_stream", ", ".join(figures))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks import result_tail
+from benchmarks import print_result
 from colorize_core import codec, lab, runtime
 from colorize_core.model import load_colorizer
 from colorize_core.model_file import DEFAULT_MODEL
@@ -57,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {size} | {mp:.1f} | {t_decode:.3f} | {t_L:.3f} | {t_input:.3f} | {t_recombine:.3f} | {t_encode:.3f} "
               f"| {total:.3f} | {total / mp:.3f} | {t_recombine / (t_decode + t_encode):.2f} |", flush=True)
         figures.append(f"{size} {total / mp:.3f} s a megapixel")
-    print(f"RESULT large_image best of {args.repeat}: {', '.join(figures)}; {result_tail()}")
-    return 0
+    return print_result("large_image", f"best of {args.repeat}: {', '.join(figures)}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import ROOT, add_photos_flag, result_tail
+from benchmarks import ROOT, add_photos_flag, print_result
 
 
 def tiny_model(path: Path) -> Path:
@@ -133,8 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"input list of {args.list} keys (stopped 30 s after the first output): {result}", flush=True)
         figures.append(f"input list of {args.list} keys first output {result['first_output_s']:.1f} s peak "
                        f"{result['peak_gib']:.2f} GiB")
-    print(f"RESULT memory: {'; '.join(figures)}; {result_tail()}")
-    return 0
+    return print_result("memory", "; ".join(figures))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import add_photos_flag, result_tail, run_job
+from benchmarks import add_photos_flag, print_result, run_job
 from benchmarks.throughput import copy_photos
 from colorize_core import manifest, runtime
 from colorize_core.monitoring import RunMetrics
@@ -54,10 +54,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {r + 1}: metrics on {rates['on'][-1]:.2f} images/s, off {rates['off'][-1]:.2f}", flush=True)
         seconds, timed = recording_seconds(scratch / "out-on-0", args.batch)
     on, off = np.mean(rates["on"]), np.mean(rates["off"])
-    print(f"RESULT metrics_cost n {args.n} rounds {args.rounds}: images/s metrics on {on:.2f} off {off:.2f}; "
+    return print_result("metrics_cost", f"n {args.n} rounds {args.rounds}: images/s metrics on {on:.2f} off {off:.2f}; "
           f"on/off {on / off:.3f}; recording {1e6 * seconds:.1f} us an image ({timed} rows), "
-          f"{100 * seconds * on:.3f}% of the job's time an image; {result_tail()}")
-    return 0
+          f"{100 * seconds * on:.3f}% of the job's time an image")
 
 
 if __name__ == "__main__":

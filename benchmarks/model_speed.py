@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from benchmarks import result_tail
+from benchmarks import print_result
 from colorize_core.model_file import DEFAULT_MODEL
 
 
@@ -55,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                           flush=True)
                     figures.append(f"{path.rsplit('/', 1)[-1]} {precision} size {model_size} batch {size} "
                                    f"{speed:.2f} images/s")
-    print(f"RESULT model_speed backend {keras.backend.backend()}: {', '.join(figures)}; {result_tail()}")
-    return 0
+    return print_result("model_speed", f"backend {keras.backend.backend()}: {', '.join(figures)}")
 
 
 if __name__ == "__main__":

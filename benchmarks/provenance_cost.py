@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import benchmarks
-from benchmarks import ROOT, add_photos_flag, result_tail
+from benchmarks import ROOT, add_photos_flag, print_result
 from benchmarks.throughput import copy_photos
 from colorize_core import credentials, manifest
 from colorize_core.storage import Location
@@ -61,12 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], capture_output=True)
     mean = {name: np.mean(f, axis=0) for name, f in figures.items()}
-    print(f"RESULT provenance_cost n {args.n} rounds {args.rounds} before {args.before}: images/s before "
+    return print_result("provenance_cost", f"n {args.n} rounds {args.rounds} before {args.before}: images/s before "
           f"{mean['before'][0]:.2f} now {mean['now'][0]:.2f} signed {mean['signed'][0]:.2f}; now/before "
           f"{mean['now'][0] / mean['before'][0]:.3f}, signed/before {mean['signed'][0] / mean['before'][0]:.3f}; "
           f"encode ms before {1000 * mean['before'][1]:.1f} now {1000 * mean['now'][1]:.1f} signed "
-          f"{1000 * mean['signed'][1]:.1f}; {result_tail()}")
-    return 0
+          f"{1000 * mean['signed'][1]:.1f}")
 
 
 if __name__ == "__main__":

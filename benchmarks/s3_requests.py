@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import ROOT, result_tail
+from benchmarks import ROOT, print_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,10 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         total = sum(counts.values())
         print(f"| {run} | " + " | ".join(str(counts.get(k, 0)) for k in ("GET", "PUT", "HEAD", "LIST", "POST", "DELETE"))
               + f" | {total} | {total / args.n:.3f} |")
-    print(f"RESULT s3_requests {args.n} scans batch {args.batch_size}: " + ", ".join(
+    return print_result("s3_requests", f"{args.n} scans batch {args.batch_size}: " + ", ".join(
         f"{run} {sum(counts.values())} requests ({sum(counts.values()) / args.n:.3f} an image)"
-        for run, counts in figures.items()) + f"; {result_tail()}")
-    return 0
+        for run, counts in figures.items()))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import cv2
 
-from benchmarks import result_tail
+from benchmarks import print_result
 from benchmarks.memory import run, tiny_model
 from tests.conftest import colour_photo
 from tests.test_large_scans import scan
@@ -62,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             if result["exit"]:
                 raise SystemExit(f"the job exited {result['exit']}: its figures are not the job's")
             figures.append(f"{megapixels} MP batch {batch} peak {result['peak_gib']:.2f} GiB")
-    print(f"RESULT scan_memory: {', '.join(figures)}; {result_tail()}")
-    return 0
+    return print_result("scan_memory", ", ".join(figures))
 
 
 if __name__ == "__main__":

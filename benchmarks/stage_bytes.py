@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import ROOT, result_tail
+from benchmarks import ROOT, print_result
 
 
 def batch_bytes(batch: dict) -> int:
@@ -100,11 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"float32 / uint16: decode -> predict {a['decode_to_predict_MB'] / b['decode_to_predict_MB']:.2f}x, "
               f"predict -> encode {a['predict_to_encode_MB'] / b['predict_to_encode_MB']:.2f}x, "
               f"peak RSS {a['peak_rss_MB'] / b['peak_rss_MB']:.2f}x")
-    print(f"RESULT stage_bytes {args.size}: decode -> predict MB an image float32 {a['decode_to_predict_MB']:.1f} uint16 "
-          f"{b['decode_to_predict_MB']:.1f}, predict -> encode float32 {a['predict_to_encode_MB']:.1f} uint16 "
-          f"{b['predict_to_encode_MB']:.1f}, peak RSS float32 / uint16 {a['peak_rss_MB'] / b['peak_rss_MB']:.2f}; "
-          f"{result_tail()}")
-    return 0
+    figures = ", ".join(f"L as {variant}: decode -> predict {r['decode_to_predict_MB']:.1f} MB an image, predict -> "
+                        f"encode {r['predict_to_encode_MB']:.1f} MB, peak RSS {r['peak_rss_MB']:.0f} MB"
+                        for variant, r in results.items())
+    return print_result("stage_bytes", f"{args.size}: {figures}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import PHOTOS, add_photos_flag, result_tail
+from benchmarks import PHOTOS, add_photos_flag, print_result
 from colorize_core import runtime
 from colorize_core.lab import MODEL_SIZE
 from colorize_core.model import load_colorizer
@@ -96,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         naive = naive_loop(work / "in", work / f"naive-{precision}", args.model, precision, args.batch_size)
         alone = model_only(args.model, precision, args.batch_size, max(2, n // args.batch_size))
         picked = runtime.resolve_precision(precision, gpus=False)[0]
-        print(f"RESULT throughput {precision} ({picked}), {n} photos: end-to-end {end_to_end:.2f} images/s, naive loop "
-              f"{naive:.2f}, model only {alone:.2f}; end-to-end / model only {end_to_end / alone:.2f}, end-to-end / "
-              f"naive {end_to_end / naive:.2f}; {result_tail()}", flush=True)
+        print_result("throughput", f"{precision} ({picked}), {n} photos: end-to-end {end_to_end:.2f} images/s, naive "
+                     f"loop {naive:.2f}, model only {alone:.2f}; end-to-end / model only {end_to_end / alone:.2f}, "
+                     f"end-to-end / naive {end_to_end / naive:.2f}")
     shutil.rmtree(work)
     return 0
 

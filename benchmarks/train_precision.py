@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import add_photos_flag, result_tail
+from benchmarks import add_photos_flag, print_result
 from jobs import train  # its main() prepares Ray's environment before importing ray
 
 FIGURES = ("seconds", "train_loss", "val_loss", "val_psnr", "val_ciede2000", "val_cf")
@@ -48,10 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"grey baseline on the same crops: PSNR {grey['val_grey_psnr']:.2f}, CIEDE2000 {grey['val_grey_ciede2000']:.2f},"
           f" truth CF {grey['val_truth_cf']:.2f}")
     fp32, bf16 = history["float32"][-1], history["bfloat16"][-1]
-    print(f"RESULT train_precision {args.train} photos {args.epochs} epochs: seconds an epoch float32 "
-          f"{fp32['seconds']:.1f} bfloat16 {bf16['seconds']:.1f}, val CIEDE2000 float32 {fp32['val_ciede2000']:.3f} "
-          f"bfloat16 {bf16['val_ciede2000']:.3f}; {result_tail()}")
-    return 0
+    return print_result("train_precision", f"{args.train} photos {args.epochs} epochs: seconds an epoch float32 "
+                        f"{fp32['seconds']:.1f} bfloat16 {bf16['seconds']:.1f}, val CIEDE2000 float32 "
+                        f"{fp32['val_ciede2000']:.3f} bfloat16 {bf16['val_ciede2000']:.3f}")
 
 
 if __name__ == "__main__":

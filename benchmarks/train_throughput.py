@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from benchmarks import ROOT, result_tail
+from benchmarks import ROOT, print_result
 from colorize_core.model_file import Head
 
 
@@ -86,10 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"round {r + 1}: photo-fed {rates['photo_fed'][-1]:.2f} images/s, ready batches {rates['ready'][-1]:.2f}",
               flush=True)
     fed_rate, ready_rate = (float(np.median(rates[k])) for k in ("photo_fed", "ready"))
-    print(f"RESULT train_throughput head={args.head} precision={args.precision} unfreeze={'+'.join(args.unfreeze) or '-'} "
-          f"batch={args.batch_size} backend={keras.backend.backend()}: photo-fed {fed_rate:.2f} images/s, ready batches "
-          f"{ready_rate:.2f}, ratio {fed_rate / ready_rate:.3f}; {len(photos)} photos; {result_tail()}")
-    return 0
+    return print_result("train_throughput", f"head={args.head} precision={args.precision} unfreeze="
+                        f"{'+'.join(args.unfreeze) or '-'} batch={args.batch_size} backend={keras.backend.backend()}: "
+                        f"photo-fed {fed_rate:.2f} images/s, ready batches {ready_rate:.2f}, ratio "
+                        f"{fed_rate / ready_rate:.3f}; {len(photos)} photos")
 
 
 if __name__ == "__main__":
