@@ -15,6 +15,7 @@ Figures are ratios from the same run, since these machines are noisy.
 """
 import argparse
 import csv
+import os
 import shutil
 import sys
 import tempfile
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import PHOTOS, add_photos_flag, print_result
-from colorize_core import runtime
+from colorize_core import manifest, runtime
 from colorize_core.lab import MODEL_SIZE
 from colorize_core.model import load_colorizer
 from colorize_core.model_file import DEFAULT_MODEL, inspect_model_file, resolve_knobs
@@ -75,6 +76,16 @@ def naive_loop(folder_in: Path, folder_out: Path, model_path: str, precision: st
     return len(keys) / (time.perf_counter() - start)
 
 
+def where_the_time_goes(output: Path, seconds: float, cpus: int) -> str:
+    """The job's own stage timings from its manifest (mean seconds an image), and how much of its CPUs' time the
+    stages used: what is left is start-up (Ray Data's plan, the model actor and its model) and idle cores."""
+    rows, _ = manifest.read_all(Location(str(output)))
+    stages = {s: float(np.mean(rows.column(f"{s}_s").to_numpy())) for s in ("decode", "predict", "encode", "write")}
+    busy = sum(stages.values()) * rows.num_rows / (seconds * cpus)
+    return (", ".join(f"{s} {v:.3f}" for s, v in stages.items()) + f" s an image; the stages kept {busy:.0%} of "
+            f"{cpus} CPUs busy")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=64, help="photos to colorize end to end")
@@ -91,14 +102,16 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         code = colorize.main(["--input", str(work / "in"), "--output", str(work / f"out-{precision}"),
                               "--model", args.model, "--precision", precision, "--batch-size", str(args.batch_size)])
-        end_to_end = n / (time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        end_to_end = n / seconds
         assert code == 0
+        stages = where_the_time_goes(work / f"out-{precision}", seconds, os.cpu_count() or 1)
         naive = naive_loop(work / "in", work / f"naive-{precision}", args.model, precision, args.batch_size)
         alone = model_only(args.model, precision, args.batch_size, max(2, n // args.batch_size))
         picked = runtime.resolve_precision(precision, gpus=False)[0]
         print_result("throughput", f"{precision} ({picked}), {n} photos: end-to-end {end_to_end:.2f} images/s, naive "
                      f"loop {naive:.2f}, model only {alone:.2f}; end-to-end / model only {end_to_end / alone:.2f}, "
-                     f"end-to-end / naive {end_to_end / naive:.2f}")
+                     f"end-to-end / naive {end_to_end / naive:.2f}; {stages}")
     shutil.rmtree(work)
     return 0
 
