@@ -1,9 +1,11 @@
 """Benchmarks: scripts that print figures (results in RESULTS.md). Each is `python -m benchmarks.NAME`, has a
 main(argv), and ends with one line `RESULT NAME ...: figures; machine ...; commit ...` (result_tail), the line
 that runs are compared by and that tests/test_benchmarks.py looks for."""
+import csv
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,20 @@ def add_photos_flag(p) -> None:
     """--photos: a folder of photos with MANIFEST.csv (columns path and split), default ../shared's."""
     p.add_argument("--photos", type=Path, default=PHOTOS,
                    help=f"a folder with MANIFEST.csv (columns path, split) (default {PHOTOS})")
+
+
+def copy_photos(n: int, folder: Path, photos: Path = PHOTOS) -> int:
+    """N JPEGs of `photos` (its MANIFEST.csv's .jpg rows, repeated as copy-K/... where there are fewer) into `folder`."""
+    with open(photos / "MANIFEST.csv") as f:
+        jpegs = [row["path"] for row in csv.DictReader(f) if row["path"].lower().endswith((".jpg", ".jpeg"))]
+    if not jpegs:
+        raise SystemExit(f"no JPEG photos in {photos}/MANIFEST.csv")
+    for i in range(n):
+        path = jpegs[i % len(jpegs)]
+        target = folder / (path if i < len(jpegs) else f"copy-{i // len(jpegs)}/{path}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(photos / path, target)
+    return n
 
 
 def commit() -> str:

@@ -4,7 +4,7 @@
     python -m benchmarks.metrics_cost --n 500 --rounds 2
 
 Each job runs in its own process on its own local Ray over the same N JPEG photos
-(benchmarks.throughput.copy_photos); the order alternates each round (on, off; then off, on), so that a machine
+(benchmarks.copy_photos); the order alternates each round (on, off; then off, on), so that a machine
 that slows down or speeds up part-way weighs on both alike. Figures: images/s from each job's summary line;
 and, less noisy than two whole runs, the driver's own time recording the metrics: RunMetrics.rows over the
 metrics-on run's manifest, a batch of --batch rows at a time, in this process on a local Ray, per image.
@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import add_photos_flag, print_result, run_job
-from benchmarks.throughput import copy_photos
+from benchmarks import add_photos_flag, copy_photos, print_result, run_job
 from colorize_core import manifest, runtime
 from colorize_core.monitoring import RunMetrics
 from colorize_core.storage import Location

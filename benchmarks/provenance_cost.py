@@ -5,7 +5,7 @@ caption note) against the job before them, and with C2PA signing on, in one run.
 
 The job "before" is the commit --before, checked out in a temporary git worktree and run with the same
 Python and the same model file. Each job runs in its own process on its own local Ray, over the same N JPEG
-photos (benchmarks.throughput.copy_photos), in the order before, now, signed, --rounds times. Figures: images/s
+photos (benchmarks.copy_photos), in the order before, now, signed, --rounds times. Figures: images/s
 from each job's own summary line, and the encode stage's mean seconds an image from its manifest (where
 the metadata and signing are done: less noisy than the whole run).
 """
@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import benchmarks
-from benchmarks import ROOT, add_photos_flag, print_result
-from benchmarks.throughput import copy_photos
+from benchmarks import ROOT, add_photos_flag, copy_photos, print_result
 from colorize_core import credentials, manifest
 from colorize_core.storage import Location
 

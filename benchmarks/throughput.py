@@ -14,7 +14,6 @@ Model only: the same model file predicting ready 224x224 batches in this process
 Figures are ratios from the same run, since these machines are noisy.
 """
 import argparse
-import csv
 import os
 import shutil
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import PHOTOS, add_photos_flag, print_result
+from benchmarks import add_photos_flag, copy_photos, print_result
 from colorize_core import manifest, runtime
 from colorize_core.lab import MODEL_SIZE
 from colorize_core.model import load_colorizer
@@ -34,20 +33,6 @@ from colorize_core.stages import Predictor, encode_and_write, read_and_decode
 from colorize_core.storage import Location
 from jobs import colorize
 
-
-
-def copy_photos(n: int, folder: Path, photos: Path = PHOTOS) -> int:
-    """N JPEGs of `photos` (its MANIFEST.csv's .jpg rows, repeated as copy-K/... where there are fewer) into `folder`."""
-    with open(photos / "MANIFEST.csv") as f:
-        jpegs = [row["path"] for row in csv.DictReader(f) if row["path"].lower().endswith((".jpg", ".jpeg"))]
-    if not jpegs:
-        raise SystemExit(f"no JPEG photos in {photos}/MANIFEST.csv")
-    for i in range(n):
-        path = jpegs[i % len(jpegs)]
-        target = folder / (path if i < len(jpegs) else f"copy-{i // len(jpegs)}/{path}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(photos / path, target)
-    return n
 
 
 def model_only(model_path: str, precision: str, batch_size: int, batches: int) -> float:

@@ -38,6 +38,7 @@ def smallest(name: str, datasets: Path) -> list[str]:
     photos = ["--photos", str(datasets / "photos")]
     return {
         "colour_originals": ["--datasets", str(datasets), "--limit", "2"],
+        "cpu_stages": ["--n", "4", "--cpus", "2", "--batch-size", "2", *photos],
         "encode_cost": ["--n", "2", *photos],
         "key_stream": ["--sizes", "400", "--seconds", "1"],
         "large_image": ["--sizes", "320x240", "--repeat", "1"],
