@@ -12,6 +12,9 @@ costs its photos and nothing else; tools/gpu_train.sh trains on the parts that a
 
     python tools/training_keys.py --root ../shared/datasets --train photos:train photos-more photos-extra --val photos:val --out out/keys
     python tools/gpu_pack.py --keys out/keys --out .gpupack
+
+--job packs for the colorize job's run instead (tools/gpu_e2e.sh): the model as above (model.keras) and the val
+photos at full resolution as grey JPEGs, quality 95, as an archive holds them (photos/; ~6 MB for 200).
 """
 import argparse
 import io
@@ -62,6 +65,24 @@ def half_model(src: Path, dst: Path) -> None:
         z.writestr("model.weights.h5", out.getvalue())
 
 
+def grey_bytes(key: str) -> bytes:
+    """A photo as the job's input: full resolution, grey (an archive's black-and-white scan), JPEG quality 95."""
+    image = cv2.imread(str(ROOT / key), cv2.IMREAD_GRAYSCALE)
+    return b"" if image is None else cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+
+def pack_job(val: list[str], model: Path, out: Path) -> None:
+    """The colorize job's run (tools/gpu_e2e.sh): out/model.keras (float16 weights) and out/photos/ (grey JPEGs)."""
+    (out / "photos").mkdir(parents=True, exist_ok=True)
+    half_model(model, out / "model.keras")
+    with Pool() as pool:
+        for key, blob in zip(val, pool.map(grey_bytes, val, chunksize=16)):
+            if blob:
+                (out / "photos" / Path(key).with_suffix(".jpg").name).write_bytes(blob)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"{len(list((out / 'photos').iterdir()))} grey photos and the model in {out}: {size / 2**20:.1f} MiB")
+
+
 def zip_part(folder: Path) -> Path:
     """A part's folder as one stored (not compressed: WebP is compressed already) zip beside it."""
     archive = folder.with_suffix(".zip")
@@ -81,7 +102,10 @@ def main() -> None:
                    help="bytes of photos in part a (sent with the wheels, the model and the val crops)")
     p.add_argument("--part-size", type=int, default=60_000_000, help="bytes in each further part (b, c, ...)")
     p.add_argument("--parts", type=int, default=4, help="parts at most, a included; photos beyond are left out")
+    p.add_argument("--job", action="store_true", help="pack for tools/gpu_e2e.sh: the model and the val photos, grey")
     args = p.parse_args()
+    if args.job:
+        return pack_job((args.keys / "val.txt").read_text().split(), args.model, args.out)
     names = [chr(ord("a") + i) for i in range(args.parts)]
     for name in names:
         (args.out / name).mkdir(parents=True, exist_ok=True)
