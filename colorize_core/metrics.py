@@ -15,6 +15,10 @@ HUE_BANDS = {"green": (100.0, 200.0), "blue": (220.0, 300.0)}  # CIELAB hue angl
 TRUTH_CHROMA, OUTPUT_CHROMA = 15.0, 7.0  # "clearly" coloured in the truth; coloured at all in the output
 MIN_SHARE = 0.01  # an image counts toward a recall where such pixels cover at least this share of it
 HARM_MARGIN = 1.0  # CIEDE2000 above the grey version's by more than this: an image made worse by its colour
+# Issue 24's rule for replacing the shipped model (val split, full resolution): figure -> ("max" | "min", limit,
+# scale). The scale is what one unit of shortfall is worth: about the distance from the grey baseline to the limit.
+SHIP_RULE = {"ciede2000": ("max", 12.46, 0.5), "dcf": ("max", 10.0, 25.0), "green_recall": ("min", 0.5, 0.5),
+             "blue_recall": ("min", 0.5, 0.5), "harm_rate": ("max", 0.15, 0.15), "psnr": ("min", 21.96, 0.3)}
 
 
 def bgr_to_rgb255(bgr: np.ndarray) -> np.ndarray:
@@ -74,3 +78,14 @@ def summarize(rows: list[dict], prefix: str) -> dict[str, float | None]:
     harmed = [r[f"{prefix}ciede2000"] > r["grey_ciede2000"] + HARM_MARGIN for r in rows]
     return {**mean, "truth_cf": truth_cf, "dcf": abs(mean["cf"] - truth_cf), **recalls,
             "harm_rate": float(np.mean(harmed)), "images": len(rows)}
+
+
+def rule_shortfall(figures: dict[str, float | None], prefix: str = "") -> float:
+    """How far `figures` (prefix+name, as summarize names them) fall short of SHIP_RULE: each missed figure's
+    miss in units of its scale, summed (0 = every figure met). A recall that counted no image misses nothing."""
+    total = 0.0
+    for name, (kind, limit, scale) in SHIP_RULE.items():
+        value = figures.get(prefix + name)
+        if value is not None:
+            total += max(0.0, value - limit if kind == "max" else limit - value) / scale
+    return total

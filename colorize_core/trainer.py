@@ -5,7 +5,8 @@ the augmentation runs inside Keras's compiled step (augment.augmenting_trainer).
 (cosine) over each recipe's share of the budget. Every `validate_every` seconds and at the end, the recipe's
 run folder gets what training changed, small enough to come back from a lent machine: decoder.npz (float32),
 encoder_BLOCK.npz for unfrozen blocks (float16), and run.json (recipe, colour classes, the training curve, the
-val figures); the checkpoint with the best validation CIEDE2000 goes to best/ in the same format. A run folder
+val figures); the checkpoint with the best validation CIEDE2000 goes to best/ in the same format, and the one
+nearest the rule for shipping a model (metrics.rule_shortfall: the most accurate is often muted) to closest/. A run folder
 resumes (`resume`) and exports (`export`) whichever launcher made it.
 """
 import json
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorize_core import augment, training
+from colorize_core import augment, metrics, training
 from colorize_core.model_file import Head, file_sha256
 from colorize_core.storage import Location
 
@@ -214,7 +215,8 @@ def train_recipe(recipe: training.Recipe, photos: PhotoSet, val_batches: list, i
            "val_photos": sum(len(b["L"]) for b in val_batches), "budget_s": budget, "steps": 0, "examples": 0,
            "trained_s": 0.0, "validating_s": 0.0, "history": []}
     if previous:
-        run.update({k: previous[k] for k in ("steps", "examples", "trained_s", "validating_s", "compile_s", "history", "best")
+        run.update({k: previous[k] for k in ("steps", "examples", "trained_s", "validating_s", "compile_s", "history", "best",
+                                                 "closest")
                     if k in previous})
         run["resumed_from"] = str(resume)
 
@@ -226,11 +228,12 @@ def train_recipe(recipe: training.Recipe, photos: PhotoSet, val_batches: list, i
             began = time.monotonic()
             figures.update(training.validate(model.predict_on_batch, val_batches, loss_fn, trainer.predict_on_batch))
             run["validating_s"] += time.monotonic() - began
+            figures["val_rule_shortfall"] = metrics.rule_shortfall(figures, "val_")
         run["history"].append(figures)
-        best = run.get("best")
-        if "val_ciede2000" in figures and (best is None or figures["val_ciede2000"] < best["val_ciede2000"]):
-            run["best"] = {k: figures[k] for k in ("step", "seconds", "val_ciede2000")}
-            save_run(out / "best", model, recipe, run)
+        for kept, figure in (("best", "val_ciede2000"), ("closest", "val_rule_shortfall")):
+            if figure in figures and (run.get(kept) is None or figures[figure] < run[kept][figure]):
+                run[kept] = {k: figures[k] for k in ("step", "seconds", figure)}
+                save_run(out / kept, model, recipe, run)
         save_run(out, model, recipe, run)
         log({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()})
 
@@ -266,7 +269,7 @@ def train_portfolio(recipes: dict[str, training.Recipe], photos: PhotoSet, val_b
                     log=print) -> dict:
     """Each recipe in turn, `budget` shared equally, each in its own run folder OUT/NAME (best/ inside). A
     resumed portfolio goes on in each recipe's folder; finished recipes are kept. Writes OUT/summary.json:
-    each recipe's best checkpoint (step, seconds, val figures) and its last."""
+    each recipe's best and closest checkpoints (step, seconds, val figures) and its last."""
     summary = {"budget_s": budget, "recipes": {}}
     for i, (name, recipe) in enumerate(recipes.items()):
         earlier = resume / name if resume and (resume / name / "run.json").is_file() else None
@@ -278,9 +281,9 @@ def train_portfolio(recipes: dict[str, training.Recipe], photos: PhotoSet, val_b
             log(f"recipe {name}: {recipe.to_json()}")
             run = train_recipe(recipe, photos, val_batches, init_model, out / name, budget / len(recipes),
                                validate_every, seed + 1000 * i, earlier, log)
-        best = run.get("best") and next(h for h in run["history"] if h["step"] == run["best"]["step"])
+        kept = {k: run.get(k) and next(h for h in run["history"] if h["step"] == run[k]["step"]) for k in ("best", "closest")}
         summary["recipes"][name] = {"recipe": run["recipe"], "steps": run["steps"], "examples": run["examples"],
-                                    "trained_s": round(run["trained_s"], 1), "best": best, "last": run["history"][-1]}
+                                    "trained_s": round(run["trained_s"], 1), **kept, "last": run["history"][-1]}
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -125,3 +125,14 @@ def test_classification_evaluation_reports_the_confidence(evaluated_classificati
     manifest = pq.read_table(summary["colorize_manifest"]).to_pylist()
     assert all(r["temperature"] == 0.3 for r in manifest)
     assert "confidence-scatter" in (out / "report.html").read_text()
+
+
+def test_rule_shortfall_is_zero_only_where_every_figure_of_the_ship_rule_is_met():
+    met = {"ciede2000": 12.3, "dcf": 8.0, "green_recall": 0.6, "blue_recall": 0.55, "harm_rate": 0.1, "psnr": 22.5}
+    assert metrics.rule_shortfall(met) == 0
+    assert metrics.rule_shortfall({f"val_{k}": v for k, v in met.items()}, "val_") == 0
+    shipped = {"ciede2000": 12.65, "dcf": 12.66, "green_recall": 0.065, "blue_recall": 0.15, "harm_rate": 0.385,
+               "psnr": 22.60}
+    muted = {**shipped, "dcf": 24.0, "green_recall": 0.005}
+    assert 0 < metrics.rule_shortfall(shipped) < metrics.rule_shortfall(muted)
+    assert metrics.rule_shortfall({**met, "green_recall": None}) == 0, "a recall that counted no image misses nothing"

@@ -105,6 +105,9 @@ def test_a_portfolio_trains_every_recipe_keeps_each_best_and_resumes_after_a_cut
         assert run["finished"] and run["steps"] > 0 and 4 <= run["trained_s"] < 7, "a third of the budget each"
         assert entry["best"]["val_ciede2000"] == min(h["val_ciede2000"] for h in run["history"])
         assert json.loads((tmp_path / "run" / name / "best" / "run.json").read_text())["best"]["step"] == entry["best"]["step"]
+        assert entry["closest"]["val_rule_shortfall"] == min(h["val_rule_shortfall"] for h in run["history"]), \
+            "the checkpoint nearest the ship rule is kept too"
+        assert (tmp_path / "run" / name / "closest" / "decoder.npz").is_file()
     assert summary["recipes"]["regression"]["recipe"]["head"] == "regression"
     assert [summary["recipes"][n]["recipe"]["mix"] for n in names[1:]] == [0.25, 0.75]
     assert list((tmp_path / "cache").glob("*.pixels.npy")), "the decoded photos kept for the next run"

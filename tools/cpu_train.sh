@@ -6,7 +6,7 @@
 #   sh tools/cpu_train.sh 85 runs/cpu-1                     # in the background: nohup ... >runs/cpu-1.log 2>&1 &
 #   sh tools/cpu_train.sh 85 runs/cpu-1 --resume-from runs/cpu-1          # after a cut: on to the same budget
 #   sh tools/cpu_train.sh 85 runs/cpu-2 --init-model models/NEW.keras     # the next run from the best so far
-#   python -m jobs.train_gpu --out runs/cpu-1/regression/best --export models/cpu-1-regression.keras
+#   python -m jobs.train_gpu --out runs/cpu-1/regression/best --export models/cpu-1-regression.keras  # or closest/
 #
 # Arguments: MINUTES of training (default 85), the run folder (default runs/cpu), then any more jobs.train_gpu
 # flags. RECIPES picks the recipes (default: the regression control and classification mix 0.75), UNFREEZE the
