@@ -18,6 +18,9 @@ _MAGIC = (
     (b"BM", "bmp"),
 )
 _EXTENSION = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp", "bmp": ".bmp"}
+# What an output is served as from S3 (its Content-Type), and what C2PA calls its format.
+MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "tiff": "image/tiff", "webp": "image/webp", "bmp": "image/bmp"}
+XMP_MEDIA_TYPE = "application/rdf+xml"  # an output's XMP sidecar
 SIXTEEN_BIT_FORMATS = ("png", "tiff")
 ALPHA_FORMATS = ("png", "webp")  # their transparency is kept in the output
 DEFAULT_MAX_PIXELS = 150_000_000  # e.g. 15,000 x 10,000: a 600 dpi scan of a 25 x 16 inch print

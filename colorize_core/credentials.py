@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from colorize_core import metadata
+from colorize_core import codec, metadata
 
-MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "tiff": "image/tiff", "webp": "image/webp"}  # not BMP
+MEDIA_TYPES = {f: t for f, t in codec.MEDIA_TYPES.items() if f != "bmp"}  # what C2PA signs: not BMP
 SIGNED, NONE = "signed", "none"  # the manifest's c2pa column
 INSTALL = "pip install 'colorize[c2pa]' (or, in a checkout, pip install -e '.[c2pa]')"
 

@@ -315,9 +315,9 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
             start = time.perf_counter()
             if described_output.sidecar:  # before the output: an output that is there has its sidecar (resume)
                 sidecar_key[i] = key + SIDECAR
-                settings.output.write_atomic(sidecar_key[i], described_output.sidecar)
+                settings.output.write_atomic(sidecar_key[i], described_output.sidecar, codec.XMP_MEDIA_TYPE)
                 sidecar_sha256[i] = hashlib.sha256(described_output.sidecar).hexdigest()
-            settings.output.write_atomic(key, data)
+            settings.output.write_atomic(key, data, codec.MEDIA_TYPES[fmt])
             write_s[i] = time.perf_counter() - start
             status[i], bytes_out[i], output_sha256[i] = Status.OK, len(data), hashlib.sha256(data).hexdigest()
         except Exception as e:  # whatever one image does, it is that image's row; the rest of the batch goes on

@@ -27,6 +27,7 @@ class Archive:
     put: Callable[[str, bytes], None]
     get: Callable[[str], bytes]
     stamp: Callable[[str], object]  # changes whenever the object at a key is rewritten
+    content_type: Callable[[str], str | None]  # what S3 serves an output as (None: a local file has none)
 
 
 def make_archive(kind: str, tmp_path, s3_server, name: str, inputs: dict[str, bytes]) -> Archive:
@@ -39,7 +40,7 @@ def make_archive(kind: str, tmp_path, s3_server, name: str, inputs: dict[str, by
 
         store = Archive(str(tmp_path / "scans"), str(tmp_path / "colour"), put,
                         lambda key: (tmp_path / "colour" / key).read_bytes(),
-                        lambda key: os.stat(tmp_path / "colour" / key).st_mtime_ns)
+                        lambda key: os.stat(tmp_path / "colour" / key).st_mtime_ns, lambda key: None)
     else:
         client = s3_server.client()
         bucket = "".join(c if c.isalnum() else "-" for c in f"archive-{name}".lower())[:40].strip("-")
@@ -48,7 +49,8 @@ def make_archive(kind: str, tmp_path, s3_server, name: str, inputs: dict[str, by
                         lambda key, data: client.put_object(Bucket=bucket, Key=f"scans/{key}", Body=data),
                         lambda key: client.get_object(Bucket=bucket, Key=f"colour/{key}")["Body"].read(),
                         lambda key: client.head_object(Bucket=bucket, Key=f"colour/{key}")["ETag"]
-                        + str(client.head_object(Bucket=bucket, Key=f"colour/{key}")["LastModified"]))
+                        + str(client.head_object(Bucket=bucket, Key=f"colour/{key}")["LastModified"]),
+                        lambda key: client.head_object(Bucket=bucket, Key=f"colour/{key}")["ContentType"])
     for key, data in inputs.items():
         store.put(key, data)
     return store

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from colorize_core import runtime
+from colorize_core import codec, runtime
 from colorize_core.lab import bgr_to_lab, model_input, recombine
 from colorize_core.model import load_colorizer
 from jobs import colorize
@@ -45,6 +45,8 @@ def test_colorize_resume_and_overwrite(archive, archive_inputs, model_file):
                                                                     8 * original.dtype.itemsize)
         assert row["bytes_in"] == len(archive_inputs[key]) and row["bytes_out"] == len(archive.get(key))
         assert row["predict_s"] > 0 and len(row["model_sha256"]) == 64
+        if archive.output.startswith("s3://"):  # served as what it is, not as application/octet-stream
+            assert archive.content_type(key) == codec.MEDIA_TYPES[row["format"]], key
         out_lab, in_lab = bgr_to_lab(output), bgr_to_lab(original)
         # In colour: the model's own colours for this image, put on its L (compared in Lab a, b).
         L = in_lab[..., 0]
@@ -97,7 +99,7 @@ def test_input_list_takes_only_the_listed_keys(tmp_path, archive_inputs, model_f
 
         table = pa.table({"key": keys})
         pq.write_table(table, listing) if kind == "parquet" else pacsv.write_csv(table, listing)
-    archive = Archive(str(scans), str(tmp_path / "colour"), None, None, None)
+    archive = Archive(str(scans), str(tmp_path / "colour"), None, None, None, None)
     code, rows = run_job(archive, model_file, "--input-list", str(listing))
     assert code == 0 and sorted(rows) == keys and all(r["status"] == "ok" for r in rows.values())
     assert sorted(p.name for p in (tmp_path / "colour").rglob("*.*") if "_manifest" not in str(p)) == \
