@@ -467,4 +467,8 @@ def write_gallery(output: Location, run_id: str, complete: bool, gallery: Locati
     put(gallery, "errors.html", render_errors(header, listing).encode("utf-8"))
     for page in range(len(pages), 0, -1):  # index.html last: once it is there, so is what it links to
         put(gallery, page_name(page), pages[page - 1].encode("utf-8"))
+    stale = len(pages) + 1  # an earlier, longer gallery's last pages: no longer linked, but they would be found
+    while gallery.exists(page_name(stale)):
+        gallery.delete(page_name(stale))
+        stale += 1
     return Gallery(gallery, words, len(rows), made, len(pages), header.errors)

@@ -131,6 +131,8 @@ def test_pages_link_to_each_other(run, tmp_path):
         assert page.url.endswith("page-2.html")
         page.context.browser.close()
     assert errors == [] and seen == least_confident_first(rows)
+    shorter = review.write_gallery(Location(str(output)), run_id, True, Location(str(tmp_path)), page_size=4)
+    assert shorter.pages == 2 and not (tmp_path / "page-3.html").exists(), "an earlier gallery's extra page removed"
 
 
 def test_limit_random_order_and_errors_order(run, tmp_path):
