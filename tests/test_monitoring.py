@@ -59,10 +59,13 @@ def scraped(tmp_path_factory, model_file, archive_inputs):
             env={**env, "RAY_ADDRESS": address}, cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
         (run_id,) = manifest.runs(Location(str(colour)))[0]
-        deadline = time.monotonic() + 60  # Ray reports its metrics every few seconds
-        while True:
+        deadline = time.monotonic() + 90  # each process reports its metrics every few seconds, on its own
+        while True:  # until every kind the tests look at is there: the job's counters, its gauges, Ray Data's
             samples = scrape(port)
-            if total(samples, "ray_colorize_images_total", run_id=run_id) == GOOD + 1 or time.monotonic() > deadline:
+            if all(total(samples, name, run_id=run_id) == GOOD + 1
+                   for name in ("ray_colorize_images_total", "ray_colorize_images_listed")) and any(
+                    "operator" in s.labels for s in samples.get("ray_data_output_rows", [])) \
+                    or time.monotonic() > deadline:
                 break
             time.sleep(2)
         listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout.split()
