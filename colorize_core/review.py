@@ -43,7 +43,7 @@ KIND_NOTES = {  # a line under each heading of errors.html: what the kind means,
     manifest.CRASHED: "a decoder, the model or an encoder crashed its process on it twice",
     manifest.OTHER: "anything else, most likely a bug: worth reporting with its error",
 }
-CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".jpg": "image/jpeg"}
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".jpg": codec.MEDIA_TYPES["jpeg"]}
 
 
 class NoSuchRun(ValueError):

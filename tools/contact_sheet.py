@@ -18,10 +18,10 @@ def main() -> None:
     p.add_argument("--height", type=int, default=240, help="height of each picture")
     p.add_argument("names", nargs="+")
     args = p.parse_args()
-    rows = []
+    rows, folders = [], (args.before, *args.after)
     for name in args.names:
-        pictures = [cv2.imread(str(folder / name), cv2.IMREAD_COLOR) for folder in (args.before, *args.after)]
-        missing = [str(folder / name) for folder, picture in zip((args.before, *args.after), pictures) if picture is None]
+        pictures = [cv2.imread(str(folder / name), cv2.IMREAD_COLOR) for folder in folders]
+        missing = [str(folder / name) for folder, picture in zip(folders, pictures) if picture is None]
         if missing:
             raise SystemExit(f"cannot read {', '.join(missing)}")
         h, w = pictures[0].shape[:2]
