@@ -97,16 +97,17 @@ def in_gamut(lab: np.ndarray, tolerance: float = 1e-5) -> np.ndarray:
 
 def _pull_into_gamut(lab: np.ndarray) -> None:
     """In place: shrink the chroma of each out-of-gamut pixel toward grey (always in gamut) by bisection, L kept."""
-    outside = ~in_gamut(lab)
-    if outside.any():
-        L_out, ab_out = lab[outside][:, None, :1], lab[outside][:, None, 1:]
+    pixels = np.reshape(lab, (-1, 3), copy=False)  # a view (raises if it cannot be one), so writes reach lab
+    outside = np.flatnonzero(~in_gamut(lab))  # indices, not a mask: one gather and one scatter of the few pixels
+    if outside.size:
+        L_out, ab_out = np.split(pixels[outside][:, None, :], [1], axis=-1)
         lo = np.zeros((len(L_out), 1, 1), np.float32)  # chroma scale known to be in gamut
         hi = np.ones_like(lo)  # chroma scale known to be outside
         for _ in range(8):  # 1/256 of the chroma
             mid = (lo + hi) / 2
             ok = in_gamut(np.concatenate([L_out, ab_out * mid], axis=-1))[..., None]
             lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
-        lab[outside] = np.concatenate([L_out, ab_out * lo], axis=-1)[:, 0]
+        pixels[outside, 1:] = (ab_out * lo)[:, 0]
 
 
 def recombine(L: np.ndarray, ab_model: np.ndarray, dtype: type = np.uint8, chroma_gain: float = 1.0) -> np.ndarray:

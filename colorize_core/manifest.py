@@ -22,27 +22,25 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from colorize_core.status import FINAL_STATUSES, Status  # noqa: F401 (manifest.Status, manifest.FINAL_STATUSES)
+from colorize_core.status import FINAL_STATUSES, ErrorKind, Status  # noqa: F401 (manifest.Status, .FINAL_STATUSES)
 from colorize_core.storage import Location, retrying
 
 FOLDER = "_manifest"
 ROWS_PER_FILE = 1000
 MARKER = "_COMPLETE.json"  # Parquet readers (pyarrow, DuckDB globs of *.parquet) pass over it
 
-# What kind of error an error row is: a short fixed vocabulary (the error text says the rest), for counting
-# failures by cause in the manifest, the metrics (monitoring.py) and the review gallery alike.
-UNREADABLE, REFUSED, STORAGE, CRASHED, OTHER = "unreadable", "refused", "storage", "crashed", "other"
-ERROR_KINDS = (UNREADABLE, REFUSED, STORAGE, CRASHED, OTHER)
+ERROR_KINDS = tuple(ErrorKind)
 # An error text's start (the exception's type name, as stages.error_text writes it) -> its kind; first match.
-KIND_OF_START = (("Crashed:", CRASHED), ("ImageError: refused key", REFUSED), ("RefusedInput:", REFUSED),
-                 ("RefusedOutput:", REFUSED), ("ImageError:", UNREADABLE), ("HeaderError:", UNREADABLE),
-                 ("folder cannot be listed", STORAGE))
+KIND_OF_START = (("Crashed:", ErrorKind.CRASHED), ("ImageError: refused key", ErrorKind.REFUSED),
+                 ("RefusedInput:", ErrorKind.REFUSED), ("RefusedOutput:", ErrorKind.REFUSED),
+                 ("ImageError:", ErrorKind.UNREADABLE), ("HeaderError:", ErrorKind.UNREADABLE),
+                 ("folder cannot be listed", ErrorKind.STORAGE))
 
 SCHEMA = pa.schema([
     ("key", pa.string()),  # the input, relative to --input
     ("status", pa.string()),  # ok, skipped (output there already, or --skip-colour), error
     ("error", pa.string()),  # why, for an error row, or "already in colour" for a row --skip-colour skipped
-    ("error_kind", pa.string()),  # an error row's ERROR_KINDS (error_kind()); "" for the others
+    ("error_kind", pa.string()),  # an error row's ErrorKind (error_kind()); "" for the others
     ("format", pa.string()),  # the input's format, from its bytes (jpeg, png, tiff, webp, bmp)
     ("bit_depth", pa.int64()),  # 8 or 16 bits a channel
     ("width", pa.int64()),
@@ -81,15 +79,15 @@ SCHEMA = pa.schema([
 COLUMNS = tuple(SCHEMA.names)
 
 
-def error_kind(status: str, error: str) -> str:
-    """An error row's kind (ERROR_KINDS) from its error text; "" for a row that is not an error."""
+def error_kind(status: str, error: str) -> ErrorKind | str:
+    """An error row's kind from its error text; "" for a row that is not an error."""
     if status != Status.ERROR:
         return ""
     for start, kind in KIND_OF_START:
         if error.startswith(start):
             return kind
     exception = getattr(builtins, error.split(":", 1)[0], None)  # OSError and its kin: the storage's
-    return STORAGE if isinstance(exception, type) and issubclass(exception, OSError) else OTHER
+    return ErrorKind.STORAGE if isinstance(exception, type) and issubclass(exception, OSError) else ErrorKind.OTHER
 
 
 def error_kinds(statuses, errors) -> np.ndarray:

@@ -189,7 +189,7 @@ def run(chunks: Iterable[list[str]], settings: JobSettings, resources: Resources
             metrics.rows(rows)
         # A storage error in this batch: ask the storages once whether they are still there (StorageGone if not,
         # after the driver's retries), rather than let every remaining key fail the same way.
-        if manifest.STORAGE in rows.column("error_kind").to_pylist():
+        if manifest.ErrorKind.STORAGE in rows.column("error_kind").to_pylist():
             retrying(settings.output.probe)
             retrying(settings.input.probe)
 

@@ -36,12 +36,12 @@ SHOWN_COLUMNS = ["key", "output_key", "status", "error", "error_kind", "colour_c
                  "temperature", "chroma_gain", "model_size", "precision", "model", "model_sha256", "bytes_in",
                  "bytes_out", "width", "height"]
 KIND_NOTES = {  # a line under each heading of errors.html: what the kind means, what to do
-    manifest.UNREADABLE: "not an image, or a damaged one: the error says what the decoder found",
-    manifest.REFUSED: "refused, mostly unread: too large, not a regular file, a link leading outside the input, "
-                      "or an output that would land in the input",
-    manifest.STORAGE: "the storage failed on it: run the job again (it resumes) once the storage is well",
-    manifest.CRASHED: "a decoder, the model or an encoder crashed its process on it twice",
-    manifest.OTHER: "anything else, most likely a bug: worth reporting with its error",
+    manifest.ErrorKind.UNREADABLE: "not an image, or a damaged one: the error says what the decoder found",
+    manifest.ErrorKind.REFUSED: "refused, mostly unread: too large, not a regular file, a link leading outside the "
+                                "input, or an output that would land in the input",
+    manifest.ErrorKind.STORAGE: "the storage failed on it: run the job again (it resumes) once the storage is well",
+    manifest.ErrorKind.CRASHED: "a decoder, the model or an encoder crashed its process on it twice",
+    manifest.ErrorKind.OTHER: "anything else, most likely a bug: worth reporting with its error",
 }
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".jpg": codec.MEDIA_TYPES["jpeg"]}
 

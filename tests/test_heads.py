@@ -67,7 +67,10 @@ def test_single_gpu_launcher_trains_exports_and_the_job_runs_it(tmp_path, model_
     assert train_gpu.main(data + ["--out", str(resumed), "--resume-from", str(run), "--budget", "9"]) == 0
     second = json.loads((resumed / "run.json").read_text())
     assert second["history"][: len(first["history"])] == first["history"] and second["recipe"] == first["recipe"]
-    assert second["steps"] > first["steps"] and 9 <= second["trained_s"] < 12, "on to the same budget, 9 s in all"
+    # The loop stops at the first step past the budget; a fresh budget on top would reach first + 9 s. (An upper
+    # bound of budget + a step's time fails when a loaded machine makes one step slow.)
+    assert second["steps"] > first["steps"] and 9 <= second["trained_s"] < first["trained_s"] + 9, \
+        "on to the same budget, 9 s in all"
 
     model = tmp_path / f"{head}.keras"
     assert train_gpu.main(["--out", str(resumed), "--export", str(model), "--init-model", str(model_file),
@@ -102,7 +105,9 @@ def test_a_portfolio_trains_every_recipe_keeps_each_best_and_resumes_after_a_cut
     for name in names:
         run = json.loads((tmp_path / "run" / name / "run.json").read_text())
         entry = summary["recipes"][name]
-        assert run["finished"] and run["steps"] > 0 and 4 <= run["trained_s"] < 7, "a third of the budget each"
+        # At least a third of the 12 s budget, and short of all of it (not a timing window, which a loaded machine
+        # breaks by making one step slow).
+        assert run["finished"] and run["steps"] > 0 and 4 <= run["trained_s"] < 12, "a third of the budget each"
         assert entry["best"]["val_ciede2000"] == min(h["val_ciede2000"] for h in run["history"])
         assert json.loads((tmp_path / "run" / name / "best" / "run.json").read_text())["best"]["step"] == entry["best"]["step"]
         assert entry["closest"]["val_rule_shortfall"] == min(h["val_rule_shortfall"] for h in run["history"]), \

@@ -44,14 +44,14 @@ def test_each_error_row_has_its_kind_from_the_fixed_vocabulary(tmp_path, model_f
     rows = encode_and_write(Predictor(settings)(read_and_decode({"key": np.array(keys, dtype=object)}, settings)),
                             settings)
     kinds = dict(zip(rows["key"], rows["error_kind"]))
-    assert kinds == {"bad.jpg": manifest.UNREADABLE, "big.png": manifest.REFUSED, "missing.jpg": manifest.STORAGE,
-                     "_manifest/x.jpg": manifest.REFUSED, "ok.jpg": ""}
-    assert manifest.error_kind(manifest.Status.ERROR, crashes.crash_error("decode")) == manifest.CRASHED
-    assert manifest.error_kind(manifest.Status.ERROR, stages.error_text(KeyError("a bug"))) == manifest.OTHER
+    assert kinds == {"bad.jpg": manifest.ErrorKind.UNREADABLE, "big.png": manifest.ErrorKind.REFUSED, "missing.jpg": manifest.ErrorKind.STORAGE,
+                     "_manifest/x.jpg": manifest.ErrorKind.REFUSED, "ok.jpg": ""}
+    assert manifest.error_kind(manifest.Status.ERROR, crashes.crash_error("decode")) == manifest.ErrorKind.CRASHED
+    assert manifest.error_kind(manifest.Status.ERROR, stages.error_text(KeyError("a bug"))) == manifest.ErrorKind.OTHER
     assert manifest.error_kind(manifest.Status.SKIPPED, stages.ALREADY_COLOUR) == ""
     noted = manifest.noted_rows(["a/", "._b.jpg"], [manifest.Status.ERROR, manifest.Status.SKIPPED],
                                 ["folder cannot be listed (Permission denied)", "hidden"])
-    assert noted.column("error_kind").to_pylist() == [manifest.STORAGE, ""]
+    assert noted.column("error_kind").to_pylist() == [manifest.ErrorKind.STORAGE, ""]
 
 
 def test_an_undeclared_column_is_refused(tmp_path, model_file):

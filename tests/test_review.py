@@ -39,7 +39,7 @@ def run(tmp_path_factory, archive_inputs, classification_model_file) -> tuple[Pa
     archive = make_archive("local", tmp_path_factory.mktemp("review"), None, "review", inputs)
     code, rows = run_job(archive, classification_model_file, "--precision", "float32", "--max-error-fraction", "0.5")
     assert code == 0 and sum(r["status"] == "ok" for r in rows.values()) == 8, rows
-    assert rows["bad.jpg"]["status"] == "error" and rows["bad.jpg"]["error_kind"] == manifest.UNREADABLE
+    assert rows["bad.jpg"]["status"] == "error" and rows["bad.jpg"]["error_kind"] == manifest.ErrorKind.UNREADABLE
     return Path(archive.output), next(iter(rows.values()))["run_id"], rows
 
 
