@@ -70,8 +70,9 @@ def measure(batch: dict[str, np.ndarray], work: Location) -> dict[str, np.ndarra
         start = time.perf_counter()
         images = {name: codec.decode(work.read(f"{name}/{grey_key(key)}"))[0] for name in ("truth", "grey", "colour")}
         truth = metrics.bgr_to_rgb255(images["truth"])
-        model = metrics.compare(truth, metrics.bgr_to_rgb255(images["colour"]))
-        grey = metrics.compare(truth, metrics.bgr_to_rgb255(images["grey"]))
+        skin = metrics.face_skin(truth)
+        model = metrics.compare(truth, metrics.bgr_to_rgb255(images["colour"]), skin)
+        grey = metrics.compare(truth, metrics.bgr_to_rgb255(images["grey"]), skin)
         rows.append({
             "key": key, "width": images["truth"].shape[1], "height": images["truth"].shape[0],
             **{f"model_{m}": v for m, v in model.items()}, **{f"grey_{m}": v for m, v in grey.items()},
@@ -132,7 +133,7 @@ def evaluate(source: Location, keys: list[str], out: Path, model_uri: str, model
     for row in rows:  # null where the model gives none (regression head)
         value = float(confidence[grey_key(row["key"])])
         row["colour_confidence"] = value if np.isfinite(value) else None
-        for column in [c for c in row if c.endswith("_recall")]:  # null where the truth has too little of it
+        for column in [c for c in row if c.endswith(metrics.COUNTED)]:  # null where the truth has none of it
             row[column] = float(row[column]) if np.isfinite(row[column]) else None
     summary = {
         **(described or {}), "protocol": protocol, "protocol_description": PROTOCOL_DESCRIPTIONS[protocol],

@@ -3,7 +3,7 @@ for every image, sortable by each metric, the images the colour made worse (harm
 escaped."""
 from html import escape
 
-from colorize_core.metrics import HARM_MARGIN
+from colorize_core.metrics import HARM_MARGIN, OUTPUT_CHROMA, SKIN_HUE
 from colorize_core.model_file import Head
 
 # (column, heading, which end is worse) for the per-image table.
@@ -16,7 +16,7 @@ COLUMNS = (
 SUMMARY = (("psnr", "PSNR dB", "higher"), ("ssim", "SSIM", "higher"), ("ciede2000", "CIEDE2000", "lower"),
            ("cf", "colourfulness CF", "closer to truth"), ("dcf", "dCF = |CF - truth CF|", "lower"),
            ("green_recall", "green recall", "higher"), ("blue_recall", "blue recall", "higher"),
-           ("harm_rate", "harm rate", "lower"))
+           ("harm_rate", "harm rate", "lower"), ("face_blotch", "face blotch", "lower"))
 
 STYLE = """body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th[data-column]{cursor:pointer;background:#eef}
@@ -118,7 +118,11 @@ more than {HARM_MARGIN} above grey's: the <b>harm rate</b> counts them, their na
 Click a heading to sort by it (first click: worst first). <b>Green and blue recall</b>: of the original's
 clearly green (CIELAB hue 100-200&deg;, chroma 15 or more) or blue (hue 220-300&deg;) pixels, the share the
 colorized image also makes green or blue (chroma 7 or more), over the images where such pixels cover 1% or more
-(green: {model.get("green_images", 0)} images, blue: {model.get("blue_images", 0)}).</p>
+(green: {model.get("green_images", 0)} images, blue: {model.get("blue_images", 0)}). <b>Face blotch</b>: of the
+skin in the middle of the faces found in the grey image (where the original is skin-coloured: CIELAB hue
+{SKIN_HUE[0]:g}-{SKIN_HUE[1]:g}&deg;), the share the colorized image colours (chroma {OUTPUT_CHROMA:g} or more)
+with another hue: red, pink, olive, green or blue, over the {model.get("face_images", 0)} images with such a
+face.</p>
 <table id="images"><thead><tr><th>image</th><th>grey</th><th>colorized</th><th>original</th>{headings}</tr></thead>
 <tbody>
 {chr(10).join(body)}

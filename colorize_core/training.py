@@ -234,9 +234,9 @@ def optimizer_for(recipe: Recipe, model):
     return ScaledAdam(encoder, recipe.encoder_lr_scale, learning_rate=recipe.learning_rate)
 
 
-def _colour_figures(L: np.ndarray, ab: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """PSNR, SSIM, CIEDE2000 and CF of a crop colorized as the colorize job does (lab.recombine)."""
-    return metrics.compare(truth, metrics.bgr_to_rgb255(lab.recombine(L, ab)))
+def _colour_figures(L: np.ndarray, ab: np.ndarray, truth: np.ndarray, skin: np.ndarray | None) -> dict[str, float]:
+    """metrics.compare's figures of a crop colorized as the colorize job does (lab.recombine)."""
+    return metrics.compare(truth, metrics.bgr_to_rgb255(lab.recombine(L, ab)), skin)
 
 
 def validate(predict: Callable[[np.ndarray], np.ndarray], batches: list[dict[str, np.ndarray]], loss_fn,
@@ -258,16 +258,19 @@ def validate(predict: Callable[[np.ndarray], np.ndarray], batches: list[dict[str
                 for_loss = ab.reshape(len(ab), TARGET, pool_size, TARGET, pool_size, 2).mean((2, 4))
             losses.extend(np.asarray(loss_fn(batch["ab"], for_loss)).ravel().tolist())
             Ls = list(batch["L"][..., 0])
-            if "grey" not in batch:
-                batch["grey"] = list(pool.map(_colour_figures, Ls, [np.zeros_like(a) for a in ab], batch["truth"]))
-            colour = pool.map(_colour_figures, Ls, ab, batch["truth"])
+            if "grey" not in batch:  # the faces' skin too: found once, in the truth
+                batch["skin"] = list(pool.map(metrics.face_skin, batch["truth"]))
+                batch["grey"] = list(pool.map(_colour_figures, Ls, [np.zeros_like(a) for a in ab], batch["truth"],
+                                              batch["skin"]))
+            colour = pool.map(_colour_figures, Ls, ab, batch["truth"], batch["skin"])
             for c, g, truth in zip(colour, batch["grey"], batch["truth"]):
                 rows.append({**{f"model_{m}": v for m, v in c.items()}, **{f"grey_{m}": v for m, v in g.items()},
                              "truth_cf": metrics.colourfulness(truth)})
     model, grey = metrics.summarize(rows, "model_"), metrics.summarize(rows, "grey_")
     return {"val_loss": float(np.mean(losses)), "val_psnr": model["psnr"], "val_ciede2000": model["ciede2000"],
             "val_cf": model["cf"], "val_dcf": model["dcf"], "val_green_recall": model["green_recall"],
-            "val_blue_recall": model["blue_recall"], "val_harm_rate": model["harm_rate"], "val_grey_psnr": grey["psnr"],
+            "val_blue_recall": model["blue_recall"], "val_harm_rate": model["harm_rate"],
+            "val_face_blotch": model["face_blotch"], "val_grey_psnr": grey["psnr"],
             "val_grey_ciede2000": grey["ciede2000"], "val_truth_cf": model["truth_cf"], "val_images": len(rows)}
 
 

@@ -52,7 +52,7 @@ def evaluate(args: argparse.Namespace) -> dict:
                                    progress=Progress())
 
 
-FIGURES = ("psnr", "ssim", "ciede2000", "cf", "dcf", "green_recall", "blue_recall", "harm_rate")
+FIGURES = ("psnr", "ssim", "ciede2000", "cf", "dcf", "green_recall", "blue_recall", "harm_rate", "face_blotch")
 
 
 def figure(figures: dict, name: str) -> str:

@@ -48,6 +48,33 @@ def grass_and_sky() -> np.ndarray:
     return image
 
 
+def test_face_blotch_counts_the_skin_the_colour_made_worse_than_grey():
+    from skimage import data
+    from skimage.color import lab2rgb
+
+    astronaut = data.astronaut().astype(np.float64)  # scikit-image's own photo: one face, skin-coloured
+    skin = metrics.face_skin(astronaut)
+    assert skin is not None and 0.005 < skin.mean() < 0.05, "her face is found, and only its skin is kept"
+    rows, cols = np.nonzero(skin)
+    assert 60 < rows.mean() < 160 and 170 < cols.mean() < 270, "where her face is"
+    assert metrics.face_skin(data.chelsea().astype(np.float64)) is None, "a cat is no face"
+    grey = np.repeat(metrics.rgb2lab(astronaut / 255.0)[..., :1] * 2.55, 3, axis=2)
+    warm = np.clip(grey * [1.08, 1.0, 0.85], 0, 255)  # a sepia face: off, but no blotch
+    blotched_lab = metrics.rgb2lab(astronaut / 255.0)
+    blotched_lab[skin & (np.arange(512)[None, :] % 40 < 20)] *= [1.0, 0.0, 0.0]  # half of her face in stripes:
+    blotched_lab[skin & (np.arange(512)[None, :] % 40 < 20)] += [0.0, 30.0, 5.0]  # pink-red (hue ~9 degrees)
+    blotched = np.clip(lab2rgb(blotched_lab) * 255.0, 0, 255)
+    figures = {name: metrics.compare(astronaut, image, skin)["face_blotch"]
+               for name, image in (("truth", astronaut), ("grey", grey), ("warm", warm), ("blotched", blotched))}
+    assert figures["truth"] == figures["grey"] == figures["warm"] == 0.0, figures
+    assert 0.4 < figures["blotched"] < 0.6, "the striped half of her face"
+    assert np.isnan(metrics.compare(astronaut, blotched)["face_blotch"]), "no face given: not counted"
+    rows = [{"model_face_blotch": v, **{f"model_{m}": 0.0 for m in metrics.METRICS}, "grey_ciede2000": 0.0,
+             "truth_cf": 0.0} for v in (figures["blotched"], float("nan"))]
+    summary = metrics.summarize(rows, "model_")
+    assert summary["face_blotch"] == figures["blotched"] and summary["face_images"] == 1
+
+
 def test_recall_and_harm_of_grey_and_of_the_truth():
     truth = grass_and_sky()
     grey = np.repeat(metrics.rgb2lab(truth / 255.0)[..., :1] * 2.55, 3, axis=2)  # its L as grey levels

@@ -29,7 +29,7 @@ def test_report_renders_in_chromium_without_errors(request, head, tmp_path):
         assert over_grey == sorted(over_grey, reverse=True), "the images the colour made worse first on opening"
         harmed = page.eval_on_selector_all("#images tbody tr", "trs => trs.map(t => t.classList.contains('harm'))")
         assert harmed == [value > 1.0 for value in over_grey], "harmed images marked"
-        for figure in ("green_recall", "blue_recall", "harm_rate"):
+        for figure in ("green_recall", "blue_recall", "harm_rate", "face_blotch"):
             shown, expected = page.inner_text(f"#summary-{figure} td"), summary["model"][figure]
             assert (shown == "n/a") if expected is None else float(shown) == pytest.approx(expected, abs=1e-4), figure
         page.click('th[data-column="model_psnr"]')
