@@ -65,8 +65,7 @@ def face_skin(truth: np.ndarray) -> np.ndarray | None:
     truth_lab = rgb2lab(truth / 255.0)
     found = Cascade(lbp_frontal_face_cascade_filename()).detect_multi_scale(  # on L: what the model sees
         img=truth_lab[..., 0] / 100.0, scale_factor=1.2, step_ratio=1, min_size=(24, 24), max_size=truth.shape[:2])
-    chroma = np.hypot(truth_lab[..., 1], truth_lab[..., 2])
-    skin = in_hue_band(truth_lab, SKIN_HUE, SKIN_CHROMA[0]) & (chroma <= SKIN_CHROMA[1])
+    skin = in_hue_band(truth_lab, SKIN_HUE, SKIN_CHROMA[0]) & (np.hypot(truth_lab[..., 1], truth_lab[..., 2]) <= SKIN_CHROMA[1])
     mask = np.zeros(truth.shape[:2], bool)
     for face in found:
         quarter = face["width"] // 4
@@ -102,13 +101,14 @@ def summarize(rows: list[dict], prefix: str) -> dict[str, float | None]:
     rows' grey versions (`grey_ciede2000`)."""
     mean = {m: float(np.mean([r[f"{prefix}{m}"] for r in rows])) for m in METRICS}
     truth_cf = float(np.mean([r["truth_cf"] for r in rows]))
-    recalls = {}
+    where_counted = {}  # each COUNTED figure's mean, and on how many images (green_images, blue_images, face_images)
     for figure in COUNTED:
-        counted = [r[prefix + figure] for r in rows if r.get(prefix + figure) is not None and np.isfinite(r[prefix + figure])]
-        recalls[figure] = float(np.mean(counted)) if counted else None
-        recalls[f"{figure.split('_')[0]}_images"] = len(counted)
+        values = [r.get(prefix + figure) for r in rows]
+        counted = [v for v in values if v is not None and np.isfinite(v)]
+        where_counted[figure] = float(np.mean(counted)) if counted else None
+        where_counted[f"{figure.split('_')[0]}_images"] = len(counted)
     harmed = [r[f"{prefix}ciede2000"] > r["grey_ciede2000"] + HARM_MARGIN for r in rows]
-    return {**mean, "truth_cf": truth_cf, "dcf": abs(mean["cf"] - truth_cf), **recalls,
+    return {**mean, "truth_cf": truth_cf, "dcf": abs(mean["cf"] - truth_cf), **where_counted,
             "harm_rate": float(np.mean(harmed)), "images": len(rows)}
 
 
