@@ -82,9 +82,10 @@ def compare(truth: np.ndarray, output: np.ndarray, skin: np.ndarray | None = Non
     where `skin` (face_skin's, of the truth) is None."""
     truth_lab, output_lab = rgb2lab(truth / 255.0), rgb2lab(output / 255.0)
     blotch = float("nan")
-    if skin is not None:  # coloured at all, and not in skin's hues
-        coloured = np.hypot(output_lab[..., 1], output_lab[..., 2]) >= OUTPUT_CHROMA
-        blotch = float(np.mean((coloured & ~in_hue_band(output_lab, SKIN_HUE, 0.0))[skin]))
+    if skin is not None:  # of the faces' skin: coloured at all, and not in skin's hues
+        face = output_lab[skin]
+        coloured = np.hypot(face[:, 1], face[:, 2]) >= OUTPUT_CHROMA
+        blotch = float(np.mean(coloured & ~in_hue_band(face, SKIN_HUE, 0.0)))
     return {
         "psnr": float(peak_signal_noise_ratio(truth, output, data_range=255)),
         "ssim": float(structural_similarity(truth, output, channel_axis=2, data_range=255)),

@@ -48,7 +48,7 @@ def grass_and_sky() -> np.ndarray:
     return image
 
 
-def test_face_blotch_counts_the_skin_the_colour_made_worse_than_grey():
+def test_face_blotch_counts_the_face_skin_given_a_hue_no_skin_has():
     from skimage import data
     from skimage.color import lab2rgb
 

@@ -44,8 +44,9 @@ def test_each_error_row_has_its_kind_from_the_fixed_vocabulary(tmp_path, model_f
     rows = encode_and_write(Predictor(settings)(read_and_decode({"key": np.array(keys, dtype=object)}, settings)),
                             settings)
     kinds = dict(zip(rows["key"], rows["error_kind"]))
-    assert kinds == {"bad.jpg": manifest.ErrorKind.UNREADABLE, "big.png": manifest.ErrorKind.REFUSED, "missing.jpg": manifest.ErrorKind.STORAGE,
-                     "_manifest/x.jpg": manifest.ErrorKind.REFUSED, "ok.jpg": ""}
+    kind = manifest.ErrorKind
+    assert kinds == {"bad.jpg": kind.UNREADABLE, "big.png": kind.REFUSED, "missing.jpg": kind.STORAGE,
+                     "_manifest/x.jpg": kind.REFUSED, "ok.jpg": ""}
     assert manifest.error_kind(manifest.Status.ERROR, crashes.crash_error("decode")) == manifest.ErrorKind.CRASHED
     assert manifest.error_kind(manifest.Status.ERROR, stages.error_text(KeyError("a bug"))) == manifest.ErrorKind.OTHER
     assert manifest.error_kind(manifest.Status.SKIPPED, stages.ALREADY_COLOUR) == ""

@@ -78,7 +78,8 @@ def test_the_job_exports_its_counts_by_status_and_kind_tagged_with_its_run_id(sc
     run_id, samples = scraped
     images = "ray_colorize_images_total"
     assert total(samples, images, run_id=run_id, status=manifest.Status.OK) == GOOD
-    assert total(samples, images, run_id=run_id, status=manifest.Status.ERROR, error_kind=manifest.ErrorKind.UNREADABLE) == 1
+    assert total(samples, images, run_id=run_id, status=manifest.Status.ERROR,
+                 error_kind=manifest.ErrorKind.UNREADABLE) == 1
     assert total(samples, images, run_id=run_id, status=manifest.Status.ERROR) == 1
     assert total(samples, "ray_colorize_bytes_read_total", run_id=run_id) > 0
     assert total(samples, "ray_colorize_bytes_written_total", run_id=run_id) > 0
