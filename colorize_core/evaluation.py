@@ -100,7 +100,8 @@ def confidence_spearman(rows: list[dict]) -> float | None:
 def evaluate(source: Location, keys: list[str], out: Path, model_uri: str, model: ModelFile, protocol: str = "full",
              precision: str = "auto", batch_size: int | None = None, temperature: float | None = None,
              chroma_gain: float = 1.0, model_endpoint: str | None = None, described: dict | None = None,
-             model_size: int = lab.MODEL_SIZE, progress: Progress | None = None) -> dict:
+             model_size: int = lab.MODEL_SIZE, progress: Progress | None = None, flip_average: bool = False,
+             upsampling: str = lab.UPSAMPLING) -> dict:
     """Grey versions of the photos `keys` -> the colorize job's own chain of stages -> metrics against the
     photos. Writes per_image.parquet/.csv, summary.json, report.html and images/ under `out`; returns the
     summary (`described`, e.g. the input and split, goes into it as given). Ray must be started."""
@@ -120,7 +121,8 @@ def evaluate(source: Location, keys: list[str], out: Path, model_uri: str, model
     settings = JobSettings(input=Location(str(out / "images" / "grey")), output=Location(str(out / "images" / "colour")),
                            run_id=runtime.new_run_id(), model_uri=model_uri, model_sha256=model.sha256,
                            model_endpoint=model_endpoint, temperature=temperature, chroma_gain=chroma_gain,
-                           model_size=model_size, precision=precision, overwrite=True)
+                           model_size=model_size, precision=precision, overwrite=True, flip_average=flip_average,
+                           upsampling=upsampling)
     folder = pipeline.run([[grey_key(k) for k in keys]], settings, resources, progress).folder
     colorized = manifest.read(settings.output, folder)
     if not np.all(colorized["status"] == manifest.Status.OK):
@@ -139,6 +141,7 @@ def evaluate(source: Location, keys: list[str], out: Path, model_uri: str, model
         **(described or {}), "protocol": protocol, "protocol_description": PROTOCOL_DESCRIPTIONS[protocol],
         "model_name": Path(model_uri).name, "model_path": model_uri, "model_sha256": model.sha256, "head": model.head,
         "temperature": temperature, "chroma_gain": chroma_gain, "model_size": model_size,
+        "flip_average": flip_average, "upsampling": upsampling,
         "precision": "+".join(sorted(set(colorized["precision"]))),  # as the model's workers decided it
         "images": len(rows),
         "confidence_spearman": confidence_spearman(rows),

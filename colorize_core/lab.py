@@ -12,6 +12,15 @@ AB_SCALE = 128.0  # the thesis's scaling of ab into [-1, 1]
 BAND_ROWS = 256  # lightness, recombine and the ICC conversion work a band of rows at a time: temporaries stay
 # small on large scans
 L_FIXED = 65535 / 100  # L carried between stages as uint16 L * L_FIXED: half of float32, steps of 0.0015 L
+# How the model's ab (56x56 or 224x224) is brought to the image's size (--upsampling). "guided": bicubic, then
+# OpenCV's guided filter (He et al. 2010) with the original L as the guide, so colour edges move onto L's edges
+# instead of bleeding across them. The job's default is decided here, on the val split (MODEL_CARD.md).
+UPSAMPLINGS = ("bicubic", "guided")
+UPSAMPLING = "bicubic"
+GUIDE_CELLS = 2.0  # the guided filter's radius, in cells of the model's ab grid (one cell: 8.6 px on a 481 px photo)
+GUIDE_EPS = 1e-3  # its regularization, on L / 100: L edges of more than ~3 L units steer the colour
+GUIDE_SIDE = 2048  # it runs at most at this long side, then bicubic to full size: chroma needs no finer edges, and
+# a 100-megapixel scan at full size would take GBs of filter temporaries
 
 
 def max_value(image: np.ndarray) -> float:
@@ -110,17 +119,36 @@ def _pull_into_gamut(lab: np.ndarray) -> None:
         pixels[outside, 1:] = (ab_out * lo)[:, 0]
 
 
-def recombine(L: np.ndarray, ab_model: np.ndarray, dtype: type = np.uint8, chroma_gain: float = 1.0) -> np.ndarray:
+def upsampled_ab(L: np.ndarray, ab_model: np.ndarray, chroma_gain: float = 1.0, upsampling: str = UPSAMPLING) -> np.ndarray:
+    """Predicted ab (h, w, 2) / 128 -> ab in Lab units (H, W, 2) float32 at L's size (H, W; float, or uint16 from
+    L_to_fixed), times `chroma_gain`; `upsampling` one of UPSAMPLINGS."""
+    if upsampling not in UPSAMPLINGS:
+        raise ValueError(f"upsampling must be one of {', '.join(UPSAMPLINGS)}, not {upsampling!r}")
+    h, w = L.shape
+    ab = ab_model.astype(np.float32) * np.float32(AB_SCALE * chroma_gain)
+    if upsampling == "guided":
+        scale = min(1.0, GUIDE_SIDE / max(h, w))
+        gw, gh = max(1, round(w * scale)), max(1, round(h * scale))
+        guide = cv2.resize(L, (gw, gh), interpolation=cv2.INTER_AREA).astype(np.float32)
+        guide *= np.float32(1 / (L_FIXED * 100) if L.dtype == np.uint16 else 1 / 100)
+        radius = max(1, round(GUIDE_CELLS * max(gw, gh) / max(ab.shape[:2])))
+        ab = cv2.resize(ab, (gw, gh), interpolation=cv2.INTER_CUBIC).reshape(gh, gw, 2)
+        ab = cv2.ximgproc.guidedFilter(guide, ab, radius, GUIDE_EPS)
+    return cv2.resize(ab, (w, h), interpolation=cv2.INTER_CUBIC).reshape(h, w, 2)
+
+
+def recombine(L: np.ndarray, ab_model: np.ndarray, dtype: type = np.uint8, chroma_gain: float = 1.0,
+              upsampling: str = UPSAMPLING) -> np.ndarray:
     """Original full-resolution L (H, W; float, or uint16 from L_to_fixed) + predicted ab (h, w, 2) / 128 -> BGR
     image of `dtype`.
 
-    ab, times `chroma_gain` (more or less colour, hue kept), is upsampled to the original size and put on the
-    ORIGINAL L. Where (L, a, b) falls outside
+    ab, times `chroma_gain` (more or less colour, hue kept), is upsampled to the original size (upsampled_ab) and
+    put on the ORIGINAL L. Where (L, a, b) falls outside
     sRGB, clipping RGB would change L, so instead each such pixel's chroma is shrunk toward grey
     (always in gamut) by bisection: the output's L stays the input's L.
     """
     h, w = L.shape
-    ab = cv2.resize(ab_model.astype(np.float32) * np.float32(AB_SCALE * chroma_gain), (w, h), interpolation=cv2.INTER_CUBIC).reshape(h, w, 2)
+    ab = upsampled_ab(L, ab_model, chroma_gain, upsampling)
     white = float(np.iinfo(dtype).max)  # bgr is in [0, 1]: scale and round
     out = np.empty((h, w, 3), dtype)
     for top in range(0, h, BAND_ROWS):

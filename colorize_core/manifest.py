@@ -57,6 +57,8 @@ SCHEMA = pa.schema([
     ("temperature", pa.float64()),  # the annealed-mean temperature used; NaN for the regression head
     ("chroma_gain", pa.float64()),  # the chroma gain used
     ("model_size", pa.int64()),  # the side of the grey image the network saw (--model-size)
+    ("flip_average", pa.bool_()),  # the image and its mirror predicted and averaged (--flip-average)
+    ("upsampling", pa.string()),  # how the predicted colour was brought to the image's size (--upsampling)
     ("precision", pa.string()),  # what the model computed in: float32 or bfloat16 (--precision auto: decided per
     # model worker, runtime.resolve_precision); "" where it did not run
     ("predict_s", pa.float64()),
@@ -113,7 +115,7 @@ def folder_of(output: Location, run_id: str) -> str:
 def noted_rows(keys: list[str], statuses: list[str], reasons: list[str], **same: str) -> pa.Table:
     """Manifest rows for inputs decided without being read (what the listing passed over: storage.iter_keys):
     their key, status and reason, `same` (model, model_sha256, run_id) on every row, the rest empty."""
-    empty = {pa.string(): "", pa.int64(): 0, pa.float64(): np.nan}
+    empty = {pa.string(): "", pa.int64(): 0, pa.float64(): np.nan, pa.bool_(): False}
     now = np.datetime64("now", "ms")
     columns = {"key": keys, "status": statuses, "error": reasons, "error_kind": error_kinds(statuses, reasons),
                **{k: [v] * len(keys) for k, v in same.items()}}

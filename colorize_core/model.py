@@ -201,10 +201,12 @@ class Colorizer:
     file's) is built into the network; the chroma gain is not applied here but in lab.recombine, which keeps L.
 
     predict(L batch) -> (ab / 128, per-image confidence or None): the regression head has no distribution to
-    take a confidence from, so it gives None (the manifest's null)."""
+    take a confidence from, so it gives None (the manifest's null). With `flip_average`, each image and its
+    mirror are predicted and averaged (twice the model time)."""
 
-    def __init__(self, model: keras.Model, temperature: float | None = None):
+    def __init__(self, model: keras.Model, temperature: float | None = None, flip_average: bool = False):
         self.head = head_of(model)
+        self.flip_average = flip_average
         self.default_gain = default_gain(model)
         if self.head == Head.CLASSIFICATION:
             annealed = model.get_layer("annealed_mean")
@@ -223,10 +225,18 @@ class Colorizer:
 
     @classmethod
     def load(cls, path: str | Path, precision: str = "float32", temperature: float | None = None,
-             size: int | None = None) -> "Colorizer":
-        return cls(load_colorizer(path, precision, size), temperature)
+             size: int | None = None, flip_average: bool = False) -> "Colorizer":
+        return cls(load_colorizer(path, precision, size), temperature, flip_average)
 
     def predict(self, L: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if not self.flip_average:
+            return self._predict(L)
+        n = len(L)
+        ab, confidence = self._predict(np.concatenate([L, L[:, :, ::-1]]))  # one batch: the images, then mirrors
+        ab = (ab[:n] + ab[n:, :, ::-1]) / 2
+        return ab, None if confidence is None else (confidence[:n] + confidence[n:]) / 2
+
+    def _predict(self, L: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if self.head == Head.CLASSIFICATION:
             ab, confidence = self.network.predict_on_batch(L)
             return np.asarray(ab, np.float32), np.asarray(confidence, np.float64)

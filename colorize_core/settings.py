@@ -27,6 +27,8 @@ class JobSettings:
     model_endpoint: str | None = None  # the S3 endpoint the model file is fetched from (None: AWS_ENDPOINT_URL)
     model_size: int = lab.MODEL_SIZE  # the side of the L the network sees (lab.MODEL_SIZES)
     precision: str = "auto"  # runtime.PRECISIONS; "auto" is decided by the model's worker (runtime.resolve_precision)
+    flip_average: bool = False  # each image and its mirror predicted and averaged (Colorizer)
+    upsampling: str = lab.UPSAMPLING  # how ab reaches the image's size (lab.upsampled_ab)
     # Which inputs are taken, and how their outputs are written.
     overwrite: bool = False
     max_pixels: int = codec.DEFAULT_MAX_PIXELS

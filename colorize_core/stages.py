@@ -212,7 +212,8 @@ class Predictor:
         self.precision, why = runtime.resolve_precision(settings.precision, bool(gpu_ids()))
         print(f"model precision {self.precision} ({why})", flush=True)
         self.colorizer = Colorizer.load(fetch_model(settings.model_uri, settings.model_sha256, settings.model_endpoint),
-                                        self.precision, settings.temperature, settings.model_size)
+                                        self.precision, settings.temperature, settings.model_size,
+                                        settings.flip_average)
         self.journal = crashes.journal(settings.run_id, settings.failpoints)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -300,7 +301,7 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
                     L, alpha, exv, icc = lab.L_to_fixed(opened.L), opened.alpha, opened.exv, opened.icc
                     del opened
                 dtype = np.uint16 if batch["bit_depth"][i] == 16 else np.uint8
-                image = lab.recombine(L, batch["ab"][i], dtype, settings.chroma_gain)
+                image = lab.recombine(L, batch["ab"][i], dtype, settings.chroma_gain, settings.upsampling)
                 del L
                 if settings.label:
                     image = label.draw(image, settings.label)
@@ -349,6 +350,8 @@ def encode_and_write(batch: dict[str, np.ndarray], settings: JobSettings) -> dic
         "temperature": np.full(n, np.nan if settings.temperature is None else settings.temperature),
         "chroma_gain": np.full(n, settings.chroma_gain),
         "model_size": np.full(n, settings.model_size),
+        "flip_average": np.full(n, settings.flip_average),
+        "upsampling": np.full(n, settings.upsampling, dtype=object),
         "model": np.full(n, settings.model_uri, dtype=object),
         "model_sha256": np.full(n, settings.model_sha256, dtype=object),
         "run_id": np.full(n, settings.run_id, dtype=object),

@@ -1,8 +1,9 @@
 """Entry points: `python -m jobs.X` locally, `ray job submit -- python -m jobs.X` on a cluster."""
+import argparse
 import os
 
 from colorize_core.model_file import DEFAULT_MODEL, Head, ModelFile, inspect_model_file, resolve_knobs
-from colorize_core.lab import MODEL_SIZE, MODEL_SIZES
+from colorize_core.lab import MODEL_SIZE, MODEL_SIZES, UPSAMPLING, UPSAMPLINGS
 from colorize_core.runtime import PRECISIONS
 
 # Each job: parse its flags (declared here where jobs share them), build its settings, call colorize_core,
@@ -69,6 +70,12 @@ def add_knob_flags(p) -> None:
     p.add_argument("--chroma-gain", type=float,
                    help="multiply the predicted colour's chroma (0 grey, 1 as predicted); L is kept and out-of-"
                         "gamut colour pulled toward grey (default: the model file's, 1.0 if it carries none)")
+    p.add_argument("--upsampling", choices=UPSAMPLINGS, default=UPSAMPLING,
+                   help="how the predicted colour is brought to each image's size: bicubic, or guided (a guided "
+                        f"filter with the original L as the guide: colour edges follow L's) (default {UPSAMPLING})")
+    p.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=False,
+                   help="predict each image and its mirror and average them (twice the model time; MODEL_CARD.md "
+                        "has what it gains)")
 
 
 def add_recipe_flags(p, batch_size: int, learning_rate: float) -> None:

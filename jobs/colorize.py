@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         input=source, output=target, run_id=runtime.new_run_id(),
         model_uri=args.model, model_sha256=model.sha256, model_endpoint=args.s3_endpoint, temperature=temperature,
         chroma_gain=chroma_gain, model_size=args.model_size, precision=args.precision,
+        flip_average=args.flip_average, upsampling=args.upsampling,
         overwrite=args.overwrite, max_pixels=args.max_pixels, max_bytes=args.max_bytes, skip_colour=args.skip_colour,
         jpeg_quality=args.jpeg_quality, digital_source_type=args.digital_source_type,
         caption_note=args.caption_note, label=args.label, signing=signing, failpoints=tuple(args.failpoint))
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                                             args.object_store_mib)
     knobs = f"temperature {temperature}, " if temperature is not None else ""
     print(f"colorize: {args.input_list or args.input} -> {args.output}; model {args.model} "
-          f"(sha256 {model.sha256[:12]}, {model.head} head; {knobs}chroma gain {chroma_gain}; size {args.model_size}), "
+          f"(sha256 {model.sha256[:12]}, {model.head} head; {knobs}chroma gain {chroma_gain}; size {args.model_size}; "
+          f"{'flip-averaged, ' if args.flip_average else ''}{args.upsampling} upsampling), "
           f"precision {runtime.resolve_precision(args.precision, resources.gpus_per_actor > 0)[1]}; "
           f"{resources}", flush=True)
     start = time.perf_counter()

@@ -49,7 +49,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         return evaluation.evaluate(source, keys, args.out, args.model, model, args.protocol, args.precision,
                                    args.batch_size, temperature, chroma_gain, args.s3_endpoint,
                                    described={"input": args.input, "split": args.split}, model_size=args.model_size,
-                                   progress=Progress())
+                                   progress=Progress(), flip_average=args.flip_average, upsampling=args.upsampling)
 
 
 FIGURES = ("psnr", "ssim", "ciede2000", "cf", "dcf", "green_recall", "blue_recall", "harm_rate", "face_blotch")
@@ -65,7 +65,8 @@ def print_summary(summary: dict) -> None:
     knobs = f"temperature {summary['temperature']}, " if summary.get("temperature") is not None else ""
     print(f"{summary['images']} images, {summary['protocol_description']}, model {summary['model_name']} "
           f"({summary.get('head', 'regression')} head; {knobs}chroma gain {summary.get('chroma_gain', 1.0)}; "
-          f"model size {summary.get('model_size', 224)})")
+          f"model size {summary.get('model_size', 224)}; {'flip-averaged, ' if summary.get('flip_average') else ''}"
+          f"{summary.get('upsampling', 'bicubic')} upsampling)")
     print(f"{'':18}{'model':>10}{'grey':>10}")
     for m in FIGURES[:4] + ("truth_cf",) + FIGURES[4:]:
         print(f"{m:18}{figure(summary['model'], m)}{figure(summary['grey_baseline'], m)}")

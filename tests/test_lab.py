@@ -51,3 +51,38 @@ def test_the_colour_measure_leaves_out_a_single_tone():
     assert measure(-4 * strength, -20 * strength) < 0.5, "cyanotype"
     two_hues = np.where(np.arange(96) < 48, 1.0, -1.0)[None, :]
     assert measure(20 * two_hues * strength, 5 * strength) > 5, "two hues: colour"
+
+
+def edge_case(width: int = 480, height: int = 320, edge: int = 250):
+    """L with one sharp vertical edge at `edge` (dark left, light right) and the colour the model would predict
+    for it on a 56x56 grid: a = +38 left, -38 right, the edge falling inside a cell (bicubic smears it over
+    the cells either side)."""
+    L = np.where(np.arange(width) < edge, 30.0, 70.0).astype(np.float32)[None, :].repeat(height, 0)
+    cells = (np.arange(56) + 0.5) * width / 56
+    ab = np.stack([np.tile(np.where(cells < edge, 0.3, -0.3), (56, 1)), np.zeros((56, 56))], -1).astype(np.float32)
+    truth_a = np.where(np.arange(width) < edge, 0.3 * 128, -0.3 * 128)[None, :]
+    return L, ab, truth_a
+
+
+def test_guided_upsampling_puts_the_colour_edge_on_the_L_edge():
+    L, ab, truth_a = edge_case()
+    error = {how: np.abs(lab.upsampled_ab(L, ab, upsampling=how)[..., 0] - truth_a)[:, 200:300].mean()
+             for how in lab.UPSAMPLINGS}
+    assert error["guided"] < 0.6 * error["bicubic"], error
+    out = bgr_to_lab(recombine(L, ab, upsampling="guided"))
+    assert np.abs(levels(out[..., 0] - L)).max() <= 1.0  # L is still the original's
+
+
+def test_guided_upsampling_reads_fixed_point_L_and_large_images_the_same_way():
+    L, ab, _ = edge_case()
+    assert np.abs(lab.upsampled_ab(lab.L_to_fixed(L), ab, upsampling="guided")
+                  - lab.upsampled_ab(L, ab, upsampling="guided")).max() < 0.5
+    wide, ab, truth_a = edge_case(width=5000, height=60, edge=2600)  # filtered at GUIDE_SIDE, then resized
+    a = lab.upsampled_ab(wide, ab, upsampling="guided")[..., 0]
+    assert a.shape == wide.shape
+    assert np.abs(a - truth_a)[:, 2400:2800].mean() < 0.6 * np.abs(lab.upsampled_ab(wide, ab)[..., 0] - truth_a)[:, 2400:2800].mean()
+
+
+def test_an_unknown_upsampling_is_refused():
+    with pytest.raises(ValueError, match="bicubic, guided"):
+        lab.upsampled_ab(np.zeros((4, 4), np.float32), np.zeros((2, 2, 2), np.float32), upsampling="nearest")

@@ -92,3 +92,17 @@ def test_unfrozen_encoder_blocks_learn_at_their_share_of_the_rate():
     assert len(encoder) == 6 and decoder, sorted(moved)
     assert all(step == pytest.approx(1e-4, rel=0.01) for step in encoder), encoder
     assert all(step == pytest.approx(1e-3, rel=0.01) for step in decoder), decoder
+
+
+def test_flip_averaging_makes_the_prediction_of_a_mirrored_image_its_mirror(model_file):
+    from colorize_core.model import Colorizer
+
+    x = np.random.default_rng(0).uniform(0, 100, (2, MODEL_SIZE, MODEL_SIZE, 1)).astype(np.float32)
+    mirrored = x[:, :, ::-1]
+
+    def asymmetry(colorizer):
+        return np.abs(colorizer.predict(mirrored)[0] - colorizer.predict(x)[0][:, :, ::-1]).max()
+
+    plain, averaged = Colorizer.load(model_file), Colorizer.load(model_file, flip_average=True)
+    assert averaged.predict(x)[0].shape == plain.predict(x)[0].shape == (2, MODEL_SIZE, MODEL_SIZE, 2)
+    assert asymmetry(averaged) < 0.01 * asymmetry(plain), (asymmetry(averaged), asymmetry(plain))
