@@ -106,7 +106,8 @@ def render(summary: dict, rows: list[dict]) -> str:
 <h1>Colorization evaluation</h1>
 <p>Model <b>{escape(summary["model_name"])}</b> (sha256 {escape(summary["model_sha256"])}; {escape(summary.get("head", Head.REGRESSION))}
 head{escape(f", temperature {summary['temperature']}") if summary.get("temperature") is not None else ""}, chroma gain
-{summary.get("chroma_gain", 1.0)}, model size {summary.get("model_size", 224)}) on {summary["images"]} images
+{summary.get("chroma_gain", 1.0)}, model size {summary.get("model_size", 224)}{", flip-averaged" if summary.get("flip_average") else ""},
+{escape(summary.get("upsampling", "bicubic"))} upsampling) on {summary["images"]} images
 from {escape(summary["input"])}{escape(" (split " + summary["split"] + ")") if summary.get("split") else ""}.
 Protocol: <b>{escape(summary["protocol_description"])}</b>. Metrics on RGB 0-255; CF is Hasler and S&uuml;sstrunk's
 colourfulness. The grey baseline is each photo's own L with a = b = 0.</p>
