@@ -36,8 +36,8 @@ def add_model_stage_flags(p) -> None:
                    help="colorizer .keras file, a path or s3:// (default: the shipped model)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="model compute precision (default auto, decided by each model worker: bfloat16 on GPUs, "
-                        "float32 on CPUs; bfloat16 is about 4x faster on CPUs with AMX, at a small cost in colour "
-                        "(MODEL_CARD.md); the manifest's precision column says which)")
+                        "bfloat16 on CPUs with AMX (about 4x faster there, the val figures within 1%%: MODEL_CARD.md), "
+                        "float32 on other CPUs; the manifest's precision column says which)")
     p.add_argument("--batch-size", type=int, help="images per model batch (default 16 on CPU, 128 on GPU)")
     p.add_argument("--model-size", type=int, choices=MODEL_SIZES, default=MODEL_SIZE,
                    help=f"side of the grey image the network sees (default {MODEL_SIZE}, as trained; larger costs "

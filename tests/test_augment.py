@@ -83,7 +83,7 @@ EPYC = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n"
 
 @pytest.mark.parametrize("asked, gpus, cpu, precision, why", [
     ("auto", True, EPYC, "bfloat16", "GPU"),
-    ("auto", False, AMX_CPU, runtime.AMX_PRECISION, "AMX"),
+    ("auto", False, AMX_CPU, "bfloat16", "AMX"),
     ("auto", False, EPYC, "float32", "no AMX"),
     ("float32", True, AMX_CPU, "float32", "as asked"),
     ("bfloat16", False, EPYC, "bfloat16", "as asked"),

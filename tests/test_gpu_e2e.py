@@ -13,6 +13,7 @@ import cv2
 import pytest
 import ray
 
+from colorize_core import runtime
 from tests.conftest import colour_photo
 from tools.local_s3 import free_port
 
@@ -60,7 +61,7 @@ def test_the_prepared_job_run_packs_checks_its_parts_and_reports_every_figure(tm
         summary = json.loads((out / "summary.json").read_text())
         job = summary["job"]
         assert (job["inputs"], job["ok"], job["errors"]) == (6, 6, 0), job  # 3 photos, 2 copies
-        assert job["precision"] == {"float32": 6}, "auto on a CPU without AMX"
+        assert job["precision"] == {runtime.resolve_precision("auto", gpus=False)[0]: 6}, "auto on this CPU"
         assert "gpus_per_actor=0.0" in job["resources"] and job["images_per_s"] > 0
         assert summary["model_only_images_per_s"] > 0 and summary["cpu_stages_images_per_s"] > 0
         assert summary["job_over_limit"] == pytest.approx(

@@ -45,6 +45,13 @@ def test_bfloat16_precision_computes_in_bfloat16(model_file):
     assert "bfloat16" in str(model.predict_on_batch(x).dtype)
 
 
+def test_bfloat16_keeps_the_vgg_input_in_float32(model_file):
+    # L cast to bfloat16 before scaling is posterized grey: the one cheap layer that moved the val figures.
+    model = load_colorizer(model_file, "bfloat16")
+    assert model.get_layer("vgg_input").compute_dtype == "float32"
+    assert model.get_layer("encoder").get_layer("block1_conv1").compute_dtype == "bfloat16"
+
+
 def test_refuses_lambda_layers(tmp_path):
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs))
