@@ -286,7 +286,7 @@ def load_colorizer(path: str | Path, precision: str = "float32", size: int | Non
     policy = DTYPE_POLICIES[precision]
     for layer in model._flatten_layers(include_self=False, recursive=True):
         # These stay float32 at no measurable cost. The class logits and their softmax: ~300 classes need the
-        # precision. The VGG input: L in [0, 100] cast to bfloat16 keeps steps of 0.5 (posterized grey);
+        # precision. The VGG input: L in [0, 100] cast to bfloat16 keeps steps of 0.25-0.5 (posterized grey);
         # scaled and centred in float32 first, the encoder's cast keeps 2-4x finer steps, and the model's ab
         # moved a third as far from float32's (MODEL_CARD.md, precision).
         if not isinstance(layer, (AnnealedMean, Confidence, LToVGGInput)) and layer.name != "ab_logits":
